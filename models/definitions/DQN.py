@@ -1,0 +1,36 @@
+"""The Nature DQN network (Mnih et al., 2015, "Human-level control through deep RL").
+
+Input: a batch of stacked frames, shape (B, 4, 84, 84), dtype uint8 (0..255); it is scaled
+by 1/255 on the device the network lives on, so only uint8 bytes cross the host/device bus.
+Output: Q-values, shape (B, num_actions), float32, with no activation on the last layer
+(the original repository's defect 1 put a ReLU there and clamped Q-values at >= 0).
+"""
+import torch
+from torch import nn
+
+
+class DQN(nn.Module):
+    """Conv(4->32, 8, s4) ReLU, Conv(32->64, 4, s2) ReLU, Conv(64->64, 3, s1) ReLU, FC 3136->512 ReLU, FC 512->A."""
+
+    def __init__(self, num_actions: int, num_in_frames: int = 4) -> None:
+        super().__init__()
+        self.num_actions = num_actions
+        self.cnn = nn.Sequential(
+            nn.Conv2d(num_in_frames, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.fc = nn.Sequential(
+            nn.Linear(64 * 7 * 7, 512),
+            nn.ReLU(),
+            nn.Linear(512, num_actions),
+        )
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """states: (B, 4, 84, 84) uint8 (or float already in [0, 1] scaled by 255) -> (B, num_actions) Q-values."""
+        x = states.float() / 255.0
+        return self.fc(self.cnn(x)).float()

@@ -1,0 +1,381 @@
+"""Nature DQN (Mnih et al., 2015) on Atari, top to bottom: config, env, networks, replay buffer, loop.
+
+    python train_DQN_script.py --env_id PongNoFrameskip-v4
+
+Algorithm (the paper's box): act epsilon-greedily on the last 4 frames, store every frame once
+in the replay memory, and every `acting_learning_step_ratio` agent steps regress
+Q(s, a) towards r + gamma * max_a' Q_target(s', a') (no bootstrap after a terminal or a lost
+life) on a uniform minibatch with the Huber loss; copy the online network into the target
+network every `target_dqn_update_interval` agent steps. Outputs: TensorBoard scalars in
+runs/<run_name>/, checkpoints in models/checkpoints/, the best model in models/binaries/.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from models.definitions.DQN import DQN
+from utils.checkpoints import (
+    CheckpointError,
+    atomic_torch_save,
+    checkpoint_name,
+    git_commit,
+    next_binary_path,
+    prune_checkpoints,
+)
+from utils.constants import BINARIES_PATH, CHECKPOINTS_PATH, DATA_DIR_PATH, RUNS_PATH
+from utils.env_wrappers import EnvIdError, make_atari_env, validate_env_id
+from utils.replay_buffer import NotEnoughMemoryError, ReplayBuffer
+from utils.visualization import DebugVisualizer, gradient_norms
+
+
+# ---------------------------------------------------------------------------------------------
+# Config: every hyperparameter in one place (the original's flags, same names).
+# ---------------------------------------------------------------------------------------------
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line on stderr and exits with code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see --help)")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _integer(text: str) -> int:
+    """Accept 1000, 1e6 or 1_000_000; reject 2.5."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
+        return int(value)
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 disables), got {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env_id", type=str, default="BreakoutNoFrameskip-v4", help="Atari *NoFrameskip-v4 game id")
+    p.add_argument("--seed", type=int, default=23, help="random seed (python, numpy, torch, env)")
+    p.add_argument("--num_of_training_steps", type=positive_int, default=50_000_000, help="agent steps (1 step = 4 frames)")
+    p.add_argument("--acting_learning_step_ratio", type=positive_int, default=4, help="agent steps per gradient update")
+    p.add_argument("--learning_rate", type=positive_float, default=1e-4, help="optimizer learning rate")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop"], default="adam", help="adam, or the paper's RMSProp (lr 2.5e-4)")
+    p.add_argument("--grad_clipping_value", type=float, default=5.0, help="max gradient L2 norm; 0 disables clipping")
+    p.add_argument("--replay_buffer_size", type=positive_int, default=1_000_000, help="frames (= transitions) kept")
+    p.add_argument("--dont_crash_if_no_mem", action="store_true", help="allocate the buffer even if RAM looks too small")
+    p.add_argument("--num_warmup_steps", type=non_negative_int, default=50_000, help="random-action steps before learning")
+    p.add_argument("--target_dqn_update_interval", type=positive_int, default=10_000, help="agent steps between target updates")
+    p.add_argument("--batch_size", type=positive_int, default=32, help="minibatch size")
+    p.add_argument("--gamma", type=unit_float, default=0.99, help="discount factor")
+    p.add_argument("--tau", type=unit_float, default=1.0, help="target update weight: 1 = hard copy, <1 = soft update")
+    p.add_argument("--epsilon_start_value", type=unit_float, default=1.0, help="epsilon at the end of warmup")
+    p.add_argument("--epsilon_end_value", type=unit_float, default=0.1, help="final epsilon")
+    p.add_argument("--epsilon_duration", type=positive_int, default=1_000_000, help="agent steps of linear epsilon decay after warmup")
+    p.add_argument("--console_log_freq", type=non_negative_int, default=10_000, help="agent steps between console lines; 0 disables")
+    p.add_argument("--log_freq", type=non_negative_int, default=10_000, help="agent steps between TensorBoard scalars; 0 disables")
+    p.add_argument("--episode_log_freq", type=non_negative_int, default=1, help="episodes between episode-stat logs; 0 disables")
+    p.add_argument("--checkpoint_freq", type=non_negative_int, default=100_000, help="agent steps between checkpoints; 0 disables")
+    p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
+    p.add_argument("--grads_log_freq", type=non_negative_int, default=2500, help="updates between gradient-norm logs; 0 disables")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 on CUDA and on CPUs with native bf16")
+    p.add_argument("--run_name", type=str, default=None, help="runs/<run_name>/ (default: <env_id>_<date>_<time>)")
+    p.add_argument("--debug", action="store_true", help="show (or, with no display, save to data/debug/) what the agent sees")
+    p.add_argument("--debug_freq", type=positive_int, default=100, help="agent steps between --debug pictures")
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and validate flags; every problem ends in one line on stderr and exit code 2."""
+    config = build_parser().parse_args(argv)
+    try:
+        validate_env_id(config.env_id)
+    except EnvIdError as e:
+        fail(str(e))
+    if config.batch_size > config.replay_buffer_size - 5:
+        fail(f"--batch_size {config.batch_size} must be smaller than --replay_buffer_size {config.replay_buffer_size} - 5")
+    if config.num_warmup_steps < config.batch_size:
+        fail(f"--num_warmup_steps {config.num_warmup_steps} must be at least --batch_size {config.batch_size}")
+    if config.grad_clipping_value < 0:
+        fail("--grad_clipping_value must be >= 0 (0 disables clipping)")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda was given but no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+    if config.run_name is None:
+        config.run_name = f"{config.env_id}_{time.strftime('%Y%m%d_%H%M%S')}"
+    return config
+
+
+def pick_device_and_precision(config: argparse.Namespace) -> tuple[torch.device, torch.dtype | None]:
+    """(device, autocast dtype or None for fp32). bf16 on CUDA and on CPUs with native bf16 (avx512_bf16/AMX)."""
+    device = torch.device("cuda" if config.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    if config.precision == "fp32":
+        return device, None
+    if config.precision == "bf16" or device.type == "cuda" or cpu_has_native_bf16():
+        return device, torch.bfloat16
+    return device, None
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# ---------------------------------------------------------------------------------------------
+# The algorithm's pieces.
+# ---------------------------------------------------------------------------------------------
+def linear_epsilon(config: argparse.Namespace, step: int) -> float:
+    """1 during warmup, then linear from epsilon_start_value to epsilon_end_value over epsilon_duration steps."""
+    if step <= config.num_warmup_steps:
+        return 1.0
+    fraction = min((step - config.num_warmup_steps) / config.epsilon_duration, 1.0)
+    return config.epsilon_start_value + fraction * (config.epsilon_end_value - config.epsilon_start_value)
+
+
+def greedy_action(dqn: DQN, state: np.ndarray, device: torch.device, autocast_dtype: torch.dtype | None) -> int:
+    """argmax_a Q(state, a) for one (4, 84, 84) uint8 state."""
+    with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        q_values = dqn(torch.from_numpy(state).unsqueeze(0).to(device))
+    return int(q_values.argmax(dim=1).item())
+
+
+def to_device(batch: tuple[np.ndarray, ...], device: torch.device) -> list[torch.Tensor]:
+    """numpy minibatch -> tensors on device (pinned, non-blocking copies on CUDA)."""
+    tensors = [torch.from_numpy(x) for x in batch]
+    if device.type == "cuda":
+        return [t.pin_memory().to(device, non_blocking=True) for t in tensors]
+    return tensors
+
+
+def dqn_loss(
+    online: DQN,
+    target: DQN,
+    batch: list[torch.Tensor],
+    gamma: float,
+    autocast_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """Huber loss between Q(s, a) and r + gamma * (1 - done) * max_a' Q_target(s', a'); targets in fp32."""
+    states, actions, rewards, next_states, dones = batch
+    with torch.autocast(states.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        q_taken = online(states).gather(1, actions.long().unsqueeze(1)).squeeze(1).float()
+        with torch.no_grad():
+            next_q = target(next_states).max(dim=1).values.float()
+    td_target = rewards + gamma * (1.0 - dones.float()) * next_q
+    return F.smooth_l1_loss(q_taken, td_target)
+
+
+def update_target(online: DQN, target: DQN, tau: float) -> None:
+    """Hard copy (tau = 1) or soft update target <- tau * online + (1 - tau) * target."""
+    with torch.no_grad():
+        for t, o in zip(target.parameters(), online.parameters()):
+            t.lerp_(o, tau)
+
+
+def make_optimizer(config: argparse.Namespace, params: Any) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":  # the Nature paper: centered RMSProp, momentum 0.95, eps 0.01
+        return torch.optim.RMSprop(params, lr=config.learning_rate, alpha=0.95, eps=0.01, centered=True)
+    return torch.optim.Adam(params, lr=config.learning_rate, eps=1.5e-4)
+
+
+def set_random_seeds(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training.
+# ---------------------------------------------------------------------------------------------
+def train_dqn(config: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole training; returns a summary (steps, updates, episodes, best mean return, paths)."""
+    set_random_seeds(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device, autocast_dtype = pick_device_and_precision(config)
+
+    # Environment: the Nature wrapper stack (utils/env_wrappers.py); observations are (84, 84) uint8.
+    env = make_atari_env(config.env_id, training=True, render_mode="rgb_array" if config.debug else None)
+    env.action_space.seed(config.seed)
+    num_actions = int(env.action_space.n)
+
+    # Networks: online Q and a target Q that starts as an exact copy (defect 2 of the original).
+    online_dqn = DQN(num_actions).to(device)
+    if device.type == "cpu":
+        online_dqn = online_dqn.to(memory_format=torch.channels_last)
+    target_dqn = DQN(num_actions).to(device)
+    target_dqn.load_state_dict(online_dqn.state_dict())
+    target_dqn.requires_grad_(False)
+    optimizer = make_optimizer(config, online_dqn.parameters())
+
+    # Replay memory: each frame stored once, stacks rebuilt on sampling (utils/replay_buffer.py).
+    buffer = ReplayBuffer(config.replay_buffer_size, crash_if_no_mem=not config.dont_crash_if_no_mem, seed=config.seed)
+
+    writer = SummaryWriter(log_dir=str(RUNS_PATH / config.run_name))
+    CHECKPOINTS_PATH.mkdir(parents=True, exist_ok=True)
+    best_model_path = next_binary_path(BINARIES_PATH, config.env_id)
+    commit = git_commit()
+    debug_view = DebugVisualizer(DATA_DIR_PATH / "debug" / config.run_name) if config.debug else None
+
+    episode_returns: collections.deque[float] = collections.deque(maxlen=100)
+    num_episodes, num_updates, best_mean_return = 0, 0, -float("inf")
+    loss = torch.zeros((), device=device)
+    window_start_time, window_start_step = time.perf_counter(), 0
+
+    def snapshot(step: int, epsilon: float) -> dict[str, Any]:
+        """Everything a checkpoint holds: tensors and plain Python values only (weights_only-loadable)."""
+        return {
+            "state_dict": online_dqn.state_dict(),
+            "target_state_dict": target_dqn.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict(),
+            "env_id": config.env_id,
+            "num_actions": num_actions,
+            "step": step,
+            "num_updates": num_updates,
+            "num_episodes": num_episodes,
+            "epsilon": epsilon,
+            "episode_returns": list(episode_returns),
+            "best_mean_return": best_mean_return,
+            "args": vars(config).copy(),
+            "commit_hash": commit,
+            "seed": config.seed,
+        }
+
+    obs, _ = env.reset(seed=config.seed)
+    progress = tqdm(total=config.num_of_training_steps, unit="step", dynamic_ncols=True, mininterval=1.0)
+    for step in range(1, config.num_of_training_steps + 1):
+        # Act epsilon-greedily on the stack of the last 4 frames.
+        index = buffer.store_frame(obs)
+        epsilon = linear_epsilon(config, step)
+        if rng.random() < epsilon:
+            action = int(rng.integers(num_actions))
+        else:
+            action = greedy_action(online_dqn, buffer.fetch_last_state(), device, autocast_dtype)
+        obs, reward, terminated, truncated, info = env.step(action)
+        buffer.store_action_reward_done(index, action, reward, terminated)  # terminated includes a lost life
+
+        if debug_view is not None and step % config.debug_freq == 0:
+            debug_view.show(buffer.fetch_last_state(), env.render(), step)
+
+        if "episode" in info:  # a real game ended: unclipped score over all lives
+            num_episodes += 1
+            episode_return = float(info["episode"]["r"])
+            episode_returns.append(episode_return)
+            mean_return = float(np.mean(episode_returns))
+            if config.episode_log_freq and num_episodes % config.episode_log_freq == 0:
+                writer.add_scalar("Rewards per episode", episode_return, num_episodes)
+                writer.add_scalar("Steps per episode", int(info["episode"]["l"]), num_episodes)
+                writer.add_scalar("Episode/return", episode_return, step)
+                writer.add_scalar("Episode/return_mean100", mean_return, step)
+            if mean_return > best_mean_return and step > config.num_warmup_steps:
+                best_mean_return = mean_return
+                atomic_torch_save(snapshot(step, epsilon) | {"mean_return": mean_return}, best_model_path)
+            progress.set_postfix(ret100=f"{mean_return:.1f}", eps=f"{epsilon:.3f}", refresh=False)
+        if terminated or truncated:
+            if truncated and not terminated:  # time limit: s' is a real, non-terminal state
+                buffer.store_truncation(obs)
+            obs, _ = env.reset()
+
+        # Learn: one gradient step on a uniform minibatch every acting_learning_step_ratio steps.
+        if step > config.num_warmup_steps and step % config.acting_learning_step_ratio == 0:
+            batch = to_device(buffer.fetch_random_states(config.batch_size), device)
+            loss = dqn_loss(online_dqn, target_dqn, batch, config.gamma, autocast_dtype)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            num_updates += 1
+            if config.grads_log_freq and num_updates % config.grads_log_freq == 0:  # raw norms, before clipping
+                for name, norm in gradient_norms(online_dqn).items():
+                    writer.add_scalar(f"grad_norms/{name}", norm.item(), num_updates)
+            if config.grad_clipping_value > 0:
+                torch.nn.utils.clip_grad_norm_(online_dqn.parameters(), config.grad_clipping_value)
+            optimizer.step()
+
+        if step % config.target_dqn_update_interval == 0:
+            update_target(online_dqn, target_dqn, config.tau)
+
+        # Logging and checkpoints (the only places that synchronise with the device).
+        if config.log_freq and step % config.log_freq == 0:
+            now = time.perf_counter()
+            fps = (step - window_start_step) / (now - window_start_time)  # current rate, not a cumulative mean
+            window_start_time, window_start_step = now, step
+            writer.add_scalar("FPS", fps, step)
+            writer.add_scalar("Epsilon", epsilon, step)
+            if num_updates:
+                writer.add_scalar("Huber loss", loss.item(), step)
+            progress.set_postfix(fps=f"{fps:.0f}", ret100=f"{np.mean(episode_returns) if episode_returns else 0:.1f}", eps=f"{epsilon:.3f}", refresh=False)
+        if config.console_log_freq and step % config.console_log_freq == 0:
+            mean = f"{np.mean(episode_returns):.2f}" if episode_returns else "n/a"
+            progress.write(f"step {step}: episodes {num_episodes}, mean return (last 100) {mean}, epsilon {epsilon:.3f}, updates {num_updates}")
+        if config.checkpoint_freq and step % config.checkpoint_freq == 0:
+            atomic_torch_save(snapshot(step, epsilon), CHECKPOINTS_PATH / checkpoint_name(config.env_id, step))
+            prune_checkpoints(CHECKPOINTS_PATH, config.env_id, config.keep_checkpoints)
+        progress.update(1)
+
+    progress.close()
+    writer.close()
+    env.close()
+    if debug_view is not None:
+        debug_view.close()
+    return {
+        "steps": config.num_of_training_steps,
+        "updates": num_updates,
+        "episodes": num_episodes,
+        "best_mean_return": best_mean_return,
+        "best_model_path": str(best_model_path) if best_model_path.exists() else None,
+        "run_dir": str(RUNS_PATH / config.run_name),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(argv)
+    try:
+        summary = train_dqn(config)
+    except (NotEnoughMemoryError, CheckpointError, EnvIdError) as e:
+        fail(str(e))
+    print(f"done: {summary}")
+
+
+if __name__ == "__main__":
+    main()
