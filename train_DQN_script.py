@@ -17,8 +17,9 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ from utils.checkpoints import (
     next_binary_path,
     prune_checkpoints,
 )
-from utils.constants import BINARIES_PATH, CHECKPOINTS_PATH, DATA_DIR_PATH, RUNS_PATH
+from utils.constants import ROOT_PATH
 from utils.env_wrappers import EnvIdError, make_atari_env, validate_env_id
 from utils.replay_buffer import NotEnoughMemoryError, ReplayBuffer
 from utils.visualization import DebugVisualizer, gradient_norms
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 on CUDA and on CPUs with native bf16")
     p.add_argument("--run_name", type=str, default=None, help="runs/<run_name>/ (default: <env_id>_<date>_<time>)")
+    p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="root of models/checkpoints, models/binaries, runs, data")
     p.add_argument("--debug", action="store_true", help="show (or, with no display, save to data/debug/) what the agent sees")
     p.add_argument("--debug_freq", type=positive_int, default=100, help="agent steps between --debug pictures")
     return p
@@ -230,14 +232,18 @@ def set_random_seeds(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # Training.
 # ---------------------------------------------------------------------------------------------
-def train_dqn(config: argparse.Namespace) -> dict[str, Any]:
-    """Run the whole training; returns a summary (steps, updates, episodes, best mean return, paths)."""
+def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = make_atari_env) -> dict[str, Any]:
+    """Run the whole training; returns a summary (steps, updates, episodes, best mean return, paths).
+
+    env_factory(env_id, training=True, render_mode=...) builds the training env; its observations
+    are single (84, 84) uint8 frames and a finished real episode puts info["episode"]["r"/"l"].
+    """
     set_random_seeds(config.seed)
     rng = np.random.default_rng(config.seed)
     device, autocast_dtype = pick_device_and_precision(config)
 
     # Environment: the Nature wrapper stack (utils/env_wrappers.py); observations are (84, 84) uint8.
-    env = make_atari_env(config.env_id, training=True, render_mode="rgb_array" if config.debug else None)
+    env = env_factory(config.env_id, training=True, render_mode="rgb_array" if config.debug else None)
     env.action_space.seed(config.seed)
     num_actions = int(env.action_space.n)
 
@@ -253,11 +259,14 @@ def train_dqn(config: argparse.Namespace) -> dict[str, Any]:
     # Replay memory: each frame stored once, stacks rebuilt on sampling (utils/replay_buffer.py).
     buffer = ReplayBuffer(config.replay_buffer_size, crash_if_no_mem=not config.dont_crash_if_no_mem, seed=config.seed)
 
-    writer = SummaryWriter(log_dir=str(RUNS_PATH / config.run_name))
-    CHECKPOINTS_PATH.mkdir(parents=True, exist_ok=True)
-    best_model_path = next_binary_path(BINARIES_PATH, config.env_id)
+    run_dir = config.output_dir / "runs" / config.run_name
+    checkpoints_dir = config.output_dir / "models" / "checkpoints"
+    binaries_dir = config.output_dir / "models" / "binaries"
+    writer = SummaryWriter(log_dir=str(run_dir))
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    best_model_path = next_binary_path(binaries_dir, config.env_id)
     commit = git_commit()
-    debug_view = DebugVisualizer(DATA_DIR_PATH / "debug" / config.run_name) if config.debug else None
+    debug_view = DebugVisualizer(config.output_dir / "data" / "debug" / config.run_name) if config.debug else None
 
     episode_returns: collections.deque[float] = collections.deque(maxlen=100)
     num_episodes, num_updates, best_mean_return = 0, 0, -float("inf")
@@ -278,7 +287,7 @@ def train_dqn(config: argparse.Namespace) -> dict[str, Any]:
             "epsilon": epsilon,
             "episode_returns": list(episode_returns),
             "best_mean_return": best_mean_return,
-            "args": vars(config).copy(),
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
             "commit_hash": commit,
             "seed": config.seed,
         }
@@ -349,8 +358,8 @@ def train_dqn(config: argparse.Namespace) -> dict[str, Any]:
             mean = f"{np.mean(episode_returns):.2f}" if episode_returns else "n/a"
             progress.write(f"step {step}: episodes {num_episodes}, mean return (last 100) {mean}, epsilon {epsilon:.3f}, updates {num_updates}")
         if config.checkpoint_freq and step % config.checkpoint_freq == 0:
-            atomic_torch_save(snapshot(step, epsilon), CHECKPOINTS_PATH / checkpoint_name(config.env_id, step))
-            prune_checkpoints(CHECKPOINTS_PATH, config.env_id, config.keep_checkpoints)
+            atomic_torch_save(snapshot(step, epsilon), checkpoints_dir / checkpoint_name(config.env_id, step))
+            prune_checkpoints(checkpoints_dir, config.env_id, config.keep_checkpoints)
         progress.update(1)
 
     progress.close()
@@ -364,7 +373,7 @@ def train_dqn(config: argparse.Namespace) -> dict[str, Any]:
         "episodes": num_episodes,
         "best_mean_return": best_mean_return,
         "best_model_path": str(best_model_path) if best_model_path.exists() else None,
-        "run_dir": str(RUNS_PATH / config.run_name),
+        "run_dir": str(run_dir),
     }
 
 

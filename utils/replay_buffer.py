@@ -132,11 +132,12 @@ class ReplayBuffer:
             raise ValueError("the replay buffer has no complete transition to sample yet")
         start = (self._oldest_index() + (self.num_in_buffer - 1 - count)) % self.max_buffer_size
         indices = (start + self.rng.integers(0, count, size=batch_size)) % self.max_buffer_size
-        invalid = ~self.has_action[indices]
-        while invalid.any():  # truncation frames (rare): draw those slots again
-            indices[invalid] = (start + self.rng.integers(0, count, size=int(invalid.sum()))) % self.max_buffer_size
+        for _ in range(100):  # truncation frames have no action (rare): draw those slots again
             invalid = ~self.has_action[indices]
-        return indices
+            if not invalid.any():
+                return indices
+            indices[invalid] = (start + self.rng.integers(0, count, size=int(invalid.sum()))) % self.max_buffer_size
+        raise ValueError("the replay buffer holds too few complete transitions to sample")
 
     def fetch_transitions(
         self, indices: np.ndarray

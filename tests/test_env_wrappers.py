@@ -1,0 +1,96 @@
+"""The Nature wrapper stack on the real emulator (ale-py's bundled Breakout and Pong ROMs)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils.env_wrappers import EnvIdError, make_atari_env, validate_env_id
+
+
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4"])
+def test_observations_are_single_84x84_uint8_frames(env_id: str) -> None:
+    env = make_atari_env(env_id, training=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (84, 84) and obs.dtype == np.uint8
+    obs, reward, *_ = env.step(0)
+    assert obs.shape == (84, 84) and obs.dtype == np.uint8 and obs.max() > 0
+    env.close()
+
+
+def test_noop_starts_are_random_and_within_30() -> None:
+    """AtariPreprocessing takes 1..30 no-ops on reset, then FIRE and action 2 are pressed (2 agent steps of 4 frames)."""
+    env = make_atari_env("PongNoFrameskip-v4", training=False)
+    frames = set()
+    env.reset(seed=0)
+    for _ in range(40):
+        _, info = env.reset()
+        frames.add(info["episode_frame_number"] - 2 * 4)
+    assert all(1 <= f <= 30 for f in frames)
+    assert len(frames) > 10  # random, not a fixed count
+    env.close()
+
+
+def test_fire_reset_launches_breakout() -> None:
+    env = make_atari_env("BreakoutNoFrameskip-v4", training=True)
+    assert type(env.unwrapped).__name__ == "AtariEnv"
+    _, info = env.reset(seed=0)
+    # FIRE + action 2 were pressed after the no-ops: 2 more agent steps of 4 frames each.
+    assert info["episode_frame_number"] >= 1 + 2 * 4
+    env.close()
+
+
+def test_life_loss_is_terminal_for_bootstrapping_but_not_for_episode_stats() -> None:
+    env = make_atari_env("BreakoutNoFrameskip-v4", training=True)
+    env.reset(seed=0)
+    life_losses, episode = 0, None
+    for _ in range(5000):
+        _, _, terminated, truncated, info = env.step(0)  # NOOP: the ball is missed, lives run out
+        if info["life_loss"]:
+            assert terminated
+            assert "episode" not in info
+            life_losses += 1
+        if "episode" in info:
+            episode = info["episode"]
+            break
+        if terminated or truncated:
+            env.reset()
+    assert life_losses == 4  # five lives: four life losses, then game over
+    assert episode is not None and episode["l"] > 0
+    env.close()
+
+
+def test_training_rewards_clipped_raw_score_in_episode_stats() -> None:
+    """Space Invaders' aliens are worth 5-30 points: training rewards are their sign, episode stats the raw score."""
+    env = make_atari_env("SpaceInvadersNoFrameskip-v4", training=True)
+    raw_env = make_atari_env("SpaceInvadersNoFrameskip-v4", training=False)
+    env.reset(seed=3)
+    raw_env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    clipped, total_clipped, episode_score = set(), 0.0, None
+    for _ in range(20000):
+        _, r, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+        clipped.add(r)
+        total_clipped += r
+        if "episode" in info:
+            episode_score = info["episode"]["r"]
+            break
+        if terminated or truncated:
+            env.reset()
+    raw = set()
+    for _ in range(2000):
+        _, r, terminated, truncated, _ = raw_env.step(int(rng.integers(raw_env.action_space.n)))
+        raw.add(r)
+        if terminated or truncated:
+            raw_env.reset()
+    assert clipped <= {-1.0, 0.0, 1.0} and 1.0 in clipped
+    assert max(raw) >= 5.0  # the evaluation env keeps the game's score
+    assert episode_score is not None and episode_score >= 5 * total_clipped  # stats use the game's score
+    env.close()
+    raw_env.close()
+
+
+@pytest.mark.parametrize("bad_id", ["NotAGame-v0", "CartPole-v1", "ALE/Pong-v5", "Pong-v4"])
+def test_bad_env_ids_fail_with_one_line(bad_id: str) -> None:
+    with pytest.raises(EnvIdError) as error:
+        validate_env_id(bad_id)
+    assert "\n" not in str(error.value) and "NoFrameskip" in str(error.value)

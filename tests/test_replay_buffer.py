@@ -1,0 +1,146 @@
+"""The frame-once replay buffer against a naive reference that stores full (4, 84, 84) stacks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from utils.replay_buffer import NotEnoughMemoryError, ReplayBuffer, check_enough_memory, replay_buffer_bytes
+
+SHAPE = (3, 2)  # tiny frames keep the property test fast; the logic does not depend on the shape
+K = 4
+
+
+class NaiveReplay:
+    """Stores, per slot index, the full (state, action, reward, next_state, done) built from the true history."""
+
+    def __init__(self) -> None:
+        self.transitions: dict[int, tuple] = {}
+        self.pending: dict[int, tuple] = {}  # slot -> (state, action, reward, done) awaiting its next state
+        self.segment: list[np.ndarray] = []  # frames of the current episode segment
+
+    def stack(self) -> np.ndarray:
+        frames = [np.zeros(SHAPE, np.uint8)] * K + self.segment
+        return np.stack(frames[-K:])
+
+    def observe(self, slot: int, frame: np.ndarray, new_segment: bool) -> None:
+        """A frame stored at `slot`; it is the next state of the previous pending transition (if any)."""
+        self.transitions.pop(slot, None)  # the slot is overwritten
+        self.pending.pop(slot, None)
+        if new_segment:
+            self.segment = []
+        self.segment.append(frame)
+        next_state = self.stack()
+        for prev, (state, action, reward, done) in list(self.pending.items()):
+            self.transitions[prev] = (state, action, reward, next_state, done)
+            del self.pending[prev]
+
+    def act(self, slot: int, action: int, reward: float, done: bool) -> None:
+        self.pending[slot] = (self.stack(), action, reward, done)
+
+
+# An episode segment: its length (frames acted on) and how it ends: terminal or time-limit truncation.
+segments = st.lists(st.tuples(st.integers(1, 12), st.sampled_from(["terminal", "truncated"])), min_size=1, max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(capacity=st.integers(K + 2, 40), episodes=segments, seed=st.integers(0, 2**16))
+def test_fast_buffer_matches_naive_reference(capacity: int, episodes: list[tuple[int, str]], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    fast = ReplayBuffer(capacity, frame_shape=SHAPE, seed=seed)
+    naive = NaiveReplay()
+    stored_slots: list[int] = []  # every slot ever written, in order
+    new_segment = True
+
+    def check() -> None:
+        # Every slot the naive reference knows a complete transition for, and that is still fully stored, must match.
+        oldest = len(stored_slots) - fast.get_current_size()
+        live = stored_slots[oldest:]
+        for pos, slot in enumerate(live):
+            if slot not in naive.transitions:
+                continue
+            state, action, reward, next_state, done = naive.transitions[slot]
+            if pos < K - 1 and fast.get_current_size() == capacity:
+                continue  # the 3 oldest slots of a full buffer are never sampled (their stacks are gone)
+            s, a, r, s2, d = fast.fetch_transitions(np.array([slot]))
+            np.testing.assert_array_equal(s[0], state)
+            assert (a[0], r[0], d[0]) == (action, np.float32(reward), done)
+            if not done:  # after a terminal the next state is masked out of the target anyway
+                np.testing.assert_array_equal(s2[0], next_state)
+        # Sampled slots are always ones with a complete, still-stored transition.
+        if fast.num_sampleable() > 0:
+            for slot in fast.sample_indices(64):
+                assert int(slot) in naive.transitions, f"sampled slot {slot} has no complete transition"
+                pos = live.index(int(slot))
+                assert not (pos < K - 1 and fast.get_current_size() == capacity)
+        # The acting state is the stack of the newest frame.
+        np.testing.assert_array_equal(fast.fetch_last_state(), naive.stack())
+
+    for length, ending in episodes:
+        for t in range(length):
+            frame = rng.integers(1, 256, size=SHAPE, dtype=np.uint8)  # non-zero, so padding is visible
+            slot = fast.store_frame(frame)
+            stored_slots.append(slot)
+            naive.observe(slot, frame, new_segment)
+            new_segment = False
+            check()
+            action, reward = int(rng.integers(0, 18)), float(rng.integers(-1, 2))
+            done = ending == "terminal" and t == length - 1
+            fast.store_action_reward_done(slot, action, reward, done)
+            naive.act(slot, action, reward, done)
+        if ending == "truncated":  # the final observation is stored, then a new episode starts
+            frame = rng.integers(1, 256, size=SHAPE, dtype=np.uint8)
+            slot = fast.store_truncation(frame)
+            stored_slots.append(slot)
+            naive.observe(slot, frame, new_segment=False)
+            naive.pending.clear()
+        new_segment = True
+        check()
+
+
+def test_batch_shapes_and_dtypes() -> None:
+    buffer = ReplayBuffer(100, seed=0)
+    for i in range(50):
+        slot = buffer.store_frame(np.full((84, 84), i, np.uint8))
+        buffer.store_action_reward_done(slot, i % 4, 1.0, i % 10 == 9)
+    states, actions, rewards, next_states, dones = buffer.fetch_random_states(32)
+    assert states.shape == next_states.shape == (32, 4, 84, 84)
+    assert states.dtype == next_states.dtype == np.uint8
+    assert actions.dtype == np.uint8 and rewards.dtype == np.float32 and dones.dtype == bool
+    assert buffer.get_current_size() == 50
+    assert buffer.fetch_last_state().shape == (4, 84, 84)
+
+
+def test_wraparound_at_size_not_multiple_of_ratio_builds_small_stacks() -> None:
+    """Defect 8 of the original: near the wrap, a stack of ~N frames was built."""
+    buffer = ReplayBuffer(1003, seed=0)
+    for i in range(2 * 1003 + 2):
+        slot = buffer.store_frame(np.full((84, 84), i % 251, np.uint8))
+        buffer.store_action_reward_done(slot, 0, 0.0, False)
+    states, *_ = buffer.fetch_transitions(np.array([0, 1, 2, 1002]))
+    assert states.shape == (4, 4, 84, 84)
+
+
+def test_newest_slot_never_sampled_when_full() -> None:
+    """Defect 7 of the original: the newest slot (no next frame yet) was sampled once full."""
+    buffer = ReplayBuffer(10, seed=0)
+    for i in range(25):
+        slot = buffer.store_frame(np.full((84, 84), i, np.uint8))
+        buffer.store_action_reward_done(slot, 0, 0.0, False)
+    newest = (buffer.next_index - 1) % 10
+    sampled = set(buffer.sample_indices(2000).tolist())
+    assert newest not in sampled
+    assert len(sampled) == 10 - 1 - 3
+
+
+def test_ram_check_refuses_too_large_buffer_in_one_line() -> None:
+    with pytest.raises(NotEnoughMemoryError) as error:
+        check_enough_memory(10 * 2**50)
+    message = str(error.value)
+    assert "\n" not in message and "--replay_buffer_size" in message and "--dont_crash_if_no_mem" in message
+    check_enough_memory(10 * 2**50, crash_if_no_mem=False)  # the flag lets the user go on
+
+
+def test_ram_estimate_for_one_million_frames() -> None:
+    assert replay_buffer_bytes(1_000_000) == 1_000_000 * (84 * 84 + 8)  # ~7.06 GB, not 28 GB of full stacks
