@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import collections
 import random
-import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -35,8 +34,17 @@ from utils.checkpoints import (
     next_binary_path,
     prune_checkpoints,
 )
+from utils.cli import (
+    OneLineArgumentParser,
+    fail,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 from utils.constants import ROOT_PATH
 from utils.env_wrappers import EnvIdError, make_atari_env, validate_env_id
+from utils.evaluation import evaluate
 from utils.replay_buffer import NotEnoughMemoryError, ReplayBuffer
 from utils.visualization import DebugVisualizer, gradient_norms
 
@@ -44,57 +52,6 @@ from utils.visualization import DebugVisualizer, gradient_norms
 # ---------------------------------------------------------------------------------------------
 # Config: every hyperparameter in one place (the original's flags, same names).
 # ---------------------------------------------------------------------------------------------
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line on stderr and exits with code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(f"{message} (see --help)")
-
-
-def fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _integer(text: str) -> int:
-    """Accept 1000, 1e6 or 1_000_000; reject 2.5."""
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)
-        if not value.is_integer():
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
-        return int(value)
-
-
-def positive_int(text: str) -> int:
-    value = _integer(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 disables), got {text}")
-    return value
-
-
-def unit_float(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env_id", type=str, default="BreakoutNoFrameskip-v4", help="Atari *NoFrameskip-v4 game id")
@@ -120,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint_freq", type=non_negative_int, default=100_000, help="agent steps between checkpoints; 0 disables")
     p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
     p.add_argument("--grads_log_freq", type=non_negative_int, default=2500, help="updates between gradient-norm logs; 0 disables")
+    p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
+    p.add_argument("--eval_episodes", type=positive_int, default=10, help="full games per evaluation (epsilon 0.05, 18,000-frame cap)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 on CUDA and on CPUs with native bf16")
     p.add_argument("--run_name", type=str, default=None, help="runs/<run_name>/ (default: <env_id>_<date>_<time>)")
@@ -269,7 +228,7 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     debug_view = DebugVisualizer(config.output_dir / "data" / "debug" / config.run_name) if config.debug else None
 
     episode_returns: collections.deque[float] = collections.deque(maxlen=100)
-    num_episodes, num_updates, best_mean_return = 0, 0, -float("inf")
+    num_episodes, num_updates, best_mean_return, best_eval_return = 0, 0, -float("inf"), -float("inf")
     loss = torch.zeros((), device=device)
     window_start_time, window_start_step = time.perf_counter(), 0
 
@@ -287,6 +246,7 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
             "epsilon": epsilon,
             "episode_returns": list(episode_returns),
             "best_mean_return": best_mean_return,
+            "best_eval_return": best_eval_return,
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
             "commit_hash": commit,
             "seed": config.seed,
@@ -320,7 +280,8 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
                 writer.add_scalar("Episode/return_mean100", mean_return, step)
             if mean_return > best_mean_return and step > config.num_warmup_steps:
                 best_mean_return = mean_return
-                atomic_torch_save(snapshot(step, epsilon) | {"mean_return": mean_return}, best_model_path)
+                if not config.eval_freq:  # without evaluations, the training score picks the best model
+                    atomic_torch_save(snapshot(step, epsilon) | {"mean_return": mean_return}, best_model_path)
             progress.set_postfix(ret100=f"{mean_return:.1f}", eps=f"{epsilon:.3f}", refresh=False)
         if terminated or truncated:
             if truncated and not terminated:  # time limit: s' is a real, non-terminal state
@@ -343,6 +304,17 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
 
         if step % config.target_dqn_update_interval == 0:
             update_target(online_dqn, target_dqn, config.tau)
+
+        # Evaluation under the Nature protocol on its own env; with it on, it picks the best model.
+        if config.eval_freq and step % config.eval_freq == 0:
+            result = evaluate(online_dqn, config.env_id, config.eval_episodes, seed=config.seed + step, autocast_dtype=autocast_dtype)
+            eval_mean = float(np.mean(result.returns))
+            writer.add_scalar("Eval/mean_return", eval_mean, step)
+            writer.add_scalar("Eval/std_return", float(np.std(result.returns)), step)
+            progress.write(f"step {step}: evaluation over {config.eval_episodes} games: mean {eval_mean:.2f}")
+            if eval_mean > best_eval_return:
+                best_eval_return = eval_mean
+                atomic_torch_save(snapshot(step, epsilon) | {"eval_mean_return": eval_mean}, best_model_path)
 
         # Logging and checkpoints (the only places that synchronise with the device).
         if config.log_freq and step % config.log_freq == 0:
@@ -372,6 +344,7 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
         "updates": num_updates,
         "episodes": num_episodes,
         "best_mean_return": best_mean_return,
+        "best_eval_return": best_eval_return,
         "best_model_path": str(best_model_path) if best_model_path.exists() else None,
         "run_dir": str(run_dir),
     }

@@ -32,7 +32,7 @@ def test_dqn_learns_side_task_and_beats_random_policy(tmp_path: Path) -> None:
         "--num_of_training_steps", "3000", "--num_warmup_steps", "500", "--replay_buffer_size", "5000",
         "--acting_learning_step_ratio", "2", "--target_dqn_update_interval", "200", "--gamma", "0.9",
         "--epsilon_duration", "1000", "--epsilon_end_value", "0.05", "--learning_rate", "5e-4",
-        "--log_freq", "0", "--console_log_freq", "0", "--checkpoint_freq", "0", "--grads_log_freq", "0",
+        "--log_freq", "0", "--console_log_freq", "0", "--checkpoint_freq", "0", "--grads_log_freq", "0", "--eval_freq", "0",
         "--device", "cpu", "--output_dir", str(tmp_path), "--run_name", "side", "--seed", "0",
     ])
     config.env_id = "SideTask"

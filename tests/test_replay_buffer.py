@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.replay_buffer import NotEnoughMemoryError, ReplayBuffer, check_enough_memory, replay_buffer_bytes
+from utils.replay_buffer import (
+    NotEnoughMemoryError,
+    ReplayBuffer,
+    check_enough_memory,
+    replay_buffer_bytes,
+)
 
 SHAPE = (3, 2)  # tiny frames keep the property test fast; the logic does not depend on the shape
 K = 4

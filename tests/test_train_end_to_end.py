@@ -22,7 +22,7 @@ def short_run(tmp_path_factory: pytest.TempPathFactory, ) -> Path:
         sys.executable, str(root / "train_DQN_script.py"), "--env_id", ENV_ID,
         "--num_of_training_steps", "2500", "--replay_buffer_size", "2000", "--num_warmup_steps", "1000",
         "--log_freq", "500", "--console_log_freq", "1000", "--checkpoint_freq", "500", "--keep_checkpoints", "2",
-        "--grads_log_freq", "20", "--target_dqn_update_interval", "500", "--device", "cpu",
+        "--grads_log_freq", "20", "--target_dqn_update_interval", "500", "--device", "cpu", "--eval_freq", "0",
         "--output_dir", str(out), "--run_name", "e2e",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -18,7 +18,12 @@ from typing import Any
 import ale_py
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import AtariPreprocessing, RecordEpisodeStatistics, TimeLimit, TransformReward
+from gymnasium.wrappers import (
+    AtariPreprocessing,
+    RecordEpisodeStatistics,
+    TimeLimit,
+    TransformReward,
+)
 
 gym.register_envs(ale_py)
 

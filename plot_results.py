@@ -1,0 +1,30 @@
+"""Plot learning curves of one or more TensorBoard runs into data/plots/.
+
+    python plot_results.py runs/pong_cpu_fast --env_id PongNoFrameskip-v4
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from utils.cli import OneLineArgumentParser, fail
+from utils.constants import DATA_DIR_PATH
+from utils.plotting import plot_runs
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    p = OneLineArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dirs", nargs="+", type=Path, help="runs/<run_name> folders; several overlay on one figure")
+    p.add_argument("--env_id", default=None, help="draws the Nature DQN, human and random scores when the game is known")
+    p.add_argument("--name", default=None, help="file name prefix (default: the run names joined)")
+    p.add_argument("--out_dir", type=Path, default=DATA_DIR_PATH / "plots")
+    args = p.parse_args(argv)
+    missing = [str(d) for d in args.run_dirs if not any(Path(d).glob("events.out.tfevents.*"))]
+    if missing:
+        fail(f"no TensorBoard event file in: {', '.join(missing)}")
+    paths = plot_runs(args.run_dirs, args.out_dir, args.env_id, args.name)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return paths
+
+
+if __name__ == "__main__":
+    main()

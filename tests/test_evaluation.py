@@ -1,0 +1,131 @@
+"""evaluate_DQN_script.py, evaluation during training, and the learning-curve plotter."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageSequence
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
+
+import evaluate_DQN_script
+from models.definitions.DQN import DQN
+from train_DQN_script import parse_config, train_dqn
+from utils.checkpoints import atomic_torch_save, load_checkpoint
+from utils.evaluation import evaluate, human_normalized_score
+from utils.plotting import plot_runs
+
+ENV_ID = "BreakoutNoFrameskip-v4"
+
+
+def noop_dqn() -> DQN:
+    """A DQN whose greedy action is always NOOP (0): only epsilon draws press FIRE or move."""
+    dqn = DQN(4)
+    with torch.no_grad():
+        dqn.fc[2].weight.zero_()
+        dqn.fc[2].bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    return dqn
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A freshly trained tiny Breakout model, trained with evaluation on (it picks the best model)."""
+    out = tmp_path_factory.mktemp("evalrun")
+    config = parse_config([
+        "--env_id", ENV_ID, "--num_of_training_steps", "600", "--num_warmup_steps", "200",
+        "--replay_buffer_size", "1000", "--eval_freq", "300", "--eval_episodes", "1",
+        "--log_freq", "100", "--console_log_freq", "0", "--checkpoint_freq", "0", "--grads_log_freq", "0",
+        "--device", "cpu", "--output_dir", str(out), "--run_name", "evalrun", "--seed", "5",
+    ])
+    return out, train_dqn(config)
+
+
+def test_training_with_eval_freq_logs_eval_and_picks_best_by_it(trained_run: tuple[Path, dict]) -> None:
+    out, summary = trained_run
+    events = EventAccumulator(str(out / "runs" / "evalrun"))
+    events.Reload()
+    evals = events.Scalars("Eval/mean_return")
+    assert [e.step for e in evals] == [300, 600]
+    assert "Eval/std_return" in events.Tags()["scalars"]
+    best = load_checkpoint(summary["best_model_path"])
+    assert best["eval_mean_return"] == pytest.approx(max(e.value for e in evals))
+    assert best["step"] == max(evals, key=lambda e: (e.value, -e.step)).step
+
+
+def test_protocol_full_games_noops_and_epsilon() -> None:
+    result = evaluate(noop_dqn(), ENV_ID, num_episodes=3, seed=0)
+    assert all(1 <= n <= 30 for n in result.noops)
+    assert all(result.game_over)  # games end at game over: a lost life does not end them
+    assert all(length > 200 for length in result.lengths)  # 5 lives, each needing a random FIRE to launch
+    assert 0.03 < result.random_actions / sum(result.lengths) < 0.07  # epsilon 0.05
+
+
+def test_frame_cap_ends_games() -> None:
+    result = evaluate(noop_dqn(), ENV_ID, num_episodes=2, seed=0, max_episode_frames=400)
+    assert result.lengths == [100, 100] and result.game_over == [False, False]
+
+
+def test_evaluator_script_json_gif_and_mp4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluate_DQN_script, "DATA_DIR_PATH", tmp_path)
+    model_path = tmp_path / "tiny.pth"
+    atomic_torch_save({"state_dict": noop_dqn().state_dict(), "env_id": ENV_ID, "num_actions": 4}, model_path)
+    summary = evaluate_DQN_script.main(["--model", str(model_path), "--num_episodes", "2", "--max_episode_frames", "800", "--record"])
+
+    written = json.loads((tmp_path / "eval" / "tiny.json").read_text())
+    for key in ("mean", "std", "median", "min", "max", "human_normalized_score", "returns", "env_id", "epsilon"):
+        assert key in written
+    assert written["epsilon"] == 0.05 and written["num_episodes"] == 2 and written["env_id"] == ENV_ID
+    assert written["human_normalized_score"] == pytest.approx(human_normalized_score(ENV_ID, written["mean"]))
+    assert human_normalized_score("PongNoFrameskip-v4", 9.3) == pytest.approx(100.0)
+
+    gif_path, mp4_path = (Path(p) for p in summary["recording"])
+    steps = written["lengths_agent_steps"][0]
+    mp4 = imageio.mimread(mp4_path, memtest=False)
+    assert len(mp4) == steps + 1  # the reset frame, then one frame per agent step
+    assert mp4[0].shape[:2] == (210, 160)
+    # The GIF merges runs of identical frames into one longer frame: compare against the recording
+    # (replayed deterministically from the same seed) with such runs merged, in order, and the durations.
+    result = evaluate(noop_dqn(), ENV_ID, num_episodes=1, seed=0, max_episode_frames=800, record_first=True)
+    assert len(result.frames) == steps + 1
+    merged, run_lengths = [result.frames[0]], [1]
+    for frame in result.frames[1:]:
+        if np.array_equal(frame, merged[-1]):
+            run_lengths[-1] += 1
+        else:
+            merged.append(frame)
+            run_lengths.append(1)
+    with Image.open(gif_path) as gif:
+        gif_frames, durations = [], []
+        for frame in ImageSequence.Iterator(gif):
+            gif_frames.append(np.asarray(frame.convert("RGB")))
+            durations.append(frame.info["duration"])
+    assert len(gif_frames) == len(merged) > 5
+    for shown, expected in zip(gif_frames, merged):
+        np.testing.assert_array_equal(shown, expected)
+    assert sum(durations) == pytest.approx((steps + 1) * 1000 / 15, rel=0.02)  # real speed: 15 agent steps/s
+    assert durations == pytest.approx([n * 1000 / 15 for n in run_lengths], abs=10)
+
+
+def test_plotter_on_a_run_written_by_the_project_logger(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "synthetic"
+    writer = SummaryWriter(str(run))
+    rng = np.random.default_rng(0)
+    for step in range(0, 20000, 100):
+        writer.add_scalar("Episode/return", -21 + step / 1000 + rng.normal(), step)
+        writer.add_scalar("Episode/return_mean100", -21 + step / 1000, step)
+        writer.add_scalar("Huber loss", 0.05 + 0.01 * rng.random(), step)
+        writer.add_scalar("FPS", 150 + rng.normal(), step)
+        writer.add_scalar("Epsilon", max(1 - step / 10000, 0.01), step)
+    for step in (5000, 10000, 15000):
+        writer.add_scalar("Eval/mean_return", -21 + step / 1000, step)
+        writer.add_scalar("Eval/std_return", 1.5, step)
+    writer.close()
+    paths = plot_runs([run, run], tmp_path / "plots", "PongNoFrameskip-v4", name="synthetic")
+    for path in paths:
+        image = imageio.imread(path)
+        assert image.shape[0] > 400 and image.shape[1] > 600
+        assert np.asarray(image)[..., :3].std() > 10  # not a blank canvas
