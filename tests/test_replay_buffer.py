@@ -50,10 +50,10 @@ segments = st.lists(st.tuples(st.integers(1, 12), st.sampled_from(["terminal", "
 
 
 @settings(max_examples=150, deadline=None)
-@given(capacity=st.integers(K + 2, 40), episodes=segments, seed=st.integers(0, 2**16))
-def test_fast_buffer_matches_naive_reference(capacity: int, episodes: list[tuple[int, str]], seed: int) -> None:
+@given(capacity=st.integers(K + 2, 40), episodes=segments, seed=st.integers(0, 2**16), compression=st.sampled_from(["none", "lz4"]))
+def test_fast_buffer_matches_naive_reference(capacity: int, episodes: list[tuple[int, str]], seed: int, compression: str) -> None:
     rng = np.random.default_rng(seed)
-    fast = ReplayBuffer(capacity, frame_shape=SHAPE, seed=seed)
+    fast = ReplayBuffer(capacity, frame_shape=SHAPE, seed=seed, compression=compression)
     naive = NaiveReplay()
     stored_slots: list[int] = []  # every slot ever written, in order
     new_segment = True
@@ -149,3 +149,42 @@ def test_ram_check_refuses_too_large_buffer_in_one_line() -> None:
 
 def test_ram_estimate_for_one_million_frames() -> None:
     assert replay_buffer_bytes(1_000_000) == 1_000_000 * (84 * 84 + 8)  # ~7.06 GB, not 28 GB of full stacks
+    assert replay_buffer_bytes(1_000_000, compression="lz4") < 1e9  # the compressed mode is checked at its own size
+
+
+def fill_with_breakout(buffer: ReplayBuffer, steps: int) -> None:
+    from utils.env_wrappers import make_atari_env
+
+    env = make_atari_env("BreakoutNoFrameskip-v4", training=True)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        slot = buffer.store_frame(obs)
+        action = int(rng.integers(4))
+        obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.store_action_reward_done(slot, action, reward, terminated)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+
+
+def test_lz4_mode_gives_identical_samples_to_raw_mode_on_real_frames() -> None:
+    raw, packed = ReplayBuffer(1500, seed=0), ReplayBuffer(1500, seed=0, compression="lz4")
+    fill_with_breakout(raw, 2000)
+    fill_with_breakout(packed, 2000)
+    for _ in range(5):
+        for a, b in zip(raw.fetch_random_states(32), packed.fetch_random_states(32)):
+            np.testing.assert_array_equal(a, b)
+    assert sum(len(b) for b in packed.blocks) < raw.frames.nbytes / 8  # real Atari frames compress well
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_save_and_load_continue_exactly(tmp_path, compression: str) -> None:
+    buffer = ReplayBuffer(700, seed=3, compression=compression)
+    fill_with_breakout(buffer, 900)
+    path = buffer.save(tmp_path / "buffer.npz")
+    loaded = ReplayBuffer.load(path, compression=compression)
+    assert (loaded.next_index, loaded.get_current_size()) == (buffer.next_index, buffer.get_current_size())
+    np.testing.assert_array_equal(loaded.fetch_last_state(), buffer.fetch_last_state())
+    for a, b in zip(buffer.fetch_random_states(32), loaded.fetch_random_states(32)):
+        np.testing.assert_array_equal(a, b)  # same contents and the same sampling RNG stream

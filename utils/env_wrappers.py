@@ -18,6 +18,7 @@ from typing import Any
 import ale_py
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.wrappers import (
     AtariPreprocessing,
     RecordEpisodeStatistics,
@@ -116,3 +117,51 @@ def make_atari_env(
     if max_episode_frames is not None:
         env = TimeLimit(env, max_episode_steps=max_episode_frames // FRAME_SKIP)
     return env
+
+
+# Per wrapper, the attributes that make up its state between two steps (for exact resume).
+_WRAPPER_STATE = {
+    AtariPreprocessing: ("obs_buffer", "lives", "game_over"),
+    RecordEpisodeStatistics: ("episode_returns", "episode_lengths"),
+    EpisodicLifeEnv: ("lives", "game_over"),
+}
+
+
+def _chain(env: gym.Env) -> list[gym.Env]:
+    chain = [env]
+    while hasattr(chain[-1], "env"):
+        chain.append(chain[-1].env)
+    return chain
+
+
+def get_env_state(env: gym.Env) -> dict[str, Any]:
+    """The emulator (with its RNG), the env's no-op RNG and the wrappers' counters, as tensors and plain values."""
+    state: dict[str, Any] = {
+        "ale": torch.frombuffer(bytearray(env.unwrapped.ale.cloneState(include_rng=True).__getstate__()), dtype=torch.uint8),
+        "np_random": env.unwrapped.np_random.bit_generator.state,
+        "wrappers": [],
+    }
+    for wrapper in _chain(env):
+        attrs = _WRAPPER_STATE.get(type(wrapper), ())
+        values = {a: getattr(wrapper, a) for a in attrs}
+        values = {a: torch.from_numpy(np.array(v)) if isinstance(v, (np.ndarray, list)) else _plain(v) for a, v in values.items()}
+        state["wrappers"].append(values)
+    return state
+
+
+def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
+    """Restore what get_env_state captured into an env built by make_atari_env with the same arguments."""
+    ale_state = ale_py.ALEState.__new__(ale_py.ALEState)
+    ale_state.__setstate__(state["ale"].numpy().tobytes())
+    env.unwrapped.ale.restoreState(ale_state)
+    env.unwrapped.np_random.bit_generator.state = state["np_random"]
+    for wrapper, values in zip(_chain(env), state["wrappers"]):
+        for attr, value in values.items():
+            if isinstance(value, torch.Tensor):  # arrays, or lists of arrays (AtariPreprocessing.obs_buffer)
+                value = list(value.numpy().copy()) if isinstance(getattr(wrapper, attr), list) else value.numpy().copy()
+            setattr(wrapper, attr, value)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars (weights_only checkpoints hold plain types only)."""
+    return value.item() if isinstance(value, np.generic) else value
