@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import collections
 import random
+import signal
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +34,7 @@ from utils.checkpoints import (
     atomic_torch_save,
     checkpoint_name,
     git_commit,
+    load_checkpoint,
     next_binary_path,
     prune_checkpoints,
 )
@@ -43,9 +47,21 @@ from utils.cli import (
     unit_float,
 )
 from utils.constants import ROOT_PATH
-from utils.env_wrappers import EnvIdError, make_atari_env, validate_env_id
+from utils.env_wrappers import (
+    EnvIdError,
+    get_env_state,
+    make_atari_env,
+    set_env_state,
+    validate_env_id,
+)
 from utils.evaluation import evaluate
-from utils.replay_buffer import NotEnoughMemoryError, ReplayBuffer
+from utils.replay_buffer import (
+    COMPRESSIONS,
+    NotEnoughMemoryError,
+    ReplayBuffer,
+    check_enough_memory,
+    replay_buffer_bytes,
+)
 from utils.visualization import DebugVisualizer, gradient_norms
 
 
@@ -82,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 on CUDA and on CPUs with native bf16")
     p.add_argument("--run_name", type=str, default=None, help="runs/<run_name>/ (default: <env_id>_<date>_<time>)")
+    p.add_argument("--replay_compression", choices=list(COMPRESSIONS), default="none", help="lz4: each frame LZ4-compressed (~1 GB per 1M)")
+    p.add_argument("--resume", type=str, default=None, help="checkpoint path or run name to continue (same curves, same run)")
+    p.add_argument("--save_replay_buffer", action="store_true", help="save the replay buffer with each checkpoint (exact resume)")
     p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="root of models/checkpoints, models/binaries, runs, data")
     p.add_argument("--debug", action="store_true", help="show (or, with no display, save to data/debug/) what the agent sees")
     p.add_argument("--debug_freq", type=positive_int, default=100, help="agent steps between --debug pictures")
@@ -89,8 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse and validate flags; every problem ends in one line on stderr and exit code 2."""
+    """Parse and validate flags; every problem ends in one line on stderr and exit code 2.
+
+    With --resume, the flags stored in the checkpoint are used, except those given explicitly
+    (e.g. a larger --num_of_training_steps); config.resume becomes the checkpoint's path.
+    """
+    argv = sys.argv[1:] if argv is None else argv
     config = build_parser().parse_args(argv)
+    if config.resume:
+        config = merge_resume_flags(config, explicit={a[2:].split("=")[0] for a in argv if a.startswith("--")})
     try:
         validate_env_id(config.env_id)
     except EnvIdError as e:
@@ -103,9 +129,56 @@ def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
         fail("--grad_clipping_value must be >= 0 (0 disables clipping)")
     if config.device == "cuda" and not torch.cuda.is_available():
         fail("--device cuda was given but no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+    if not config.dont_crash_if_no_mem:
+        try:
+            check_enough_memory(replay_buffer_bytes(config.replay_buffer_size, compression=config.replay_compression))
+        except NotEnoughMemoryError as e:
+            fail(str(e))
+    check_writable(config.output_dir)
     if config.run_name is None:
         config.run_name = f"{config.env_id}_{time.strftime('%Y%m%d_%H%M%S')}"
     return config
+
+
+def merge_resume_flags(config: argparse.Namespace, explicit: set[str]) -> argparse.Namespace:
+    """The checkpoint's flags, overridden by the flags given on this command line."""
+    path = Path(config.resume)
+    if not path.is_file():  # a run name: its newest checkpoint
+        run_folder = config.output_dir / "models" / "checkpoints" / config.resume
+        candidates = sorted(run_folder.glob("dqn_*_ckpt_steps_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+        if not candidates:
+            fail(f"--resume '{config.resume}' is neither a checkpoint file nor a run with checkpoints in {run_folder}")
+        path = candidates[-1]
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as e:
+        fail(f"--resume: {e}")
+    if "step" not in checkpoint or "random_states" not in checkpoint or "args" not in checkpoint:
+        fail(f"--resume: '{path}' is a model file, not a training checkpoint (use models/checkpoints/<run>/...)")
+    if "env_id" in explicit and config.env_id != checkpoint["env_id"]:
+        fail(f"--resume: '{path}' is a checkpoint of {checkpoint['env_id']}, not of --env_id {config.env_id}")
+    merged = dict(checkpoint["args"])
+    merged.update({k: v for k, v in vars(config).items() if k in explicit})
+    merged["output_dir"] = Path(merged["output_dir"])
+    merged["resume"] = str(path)
+    resumed = argparse.Namespace(**merged)
+    if resumed.num_of_training_steps <= checkpoint["step"]:
+        fail(f"--resume: the checkpoint is at step {checkpoint['step']}; pass a larger --num_of_training_steps to go on")
+    return resumed
+
+
+def check_writable(output_dir: Path) -> None:
+    """Fail in one line, creating nothing, when output_dir cannot be created or written."""
+    existing = Path(output_dir).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"--output_dir '{output_dir}' cannot be created: '{existing}' is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        fail(f"--output_dir '{output_dir}' is not writable ({e.strerror}); choose another with --output_dir")
 
 
 def pick_device_and_precision(config: argparse.Namespace) -> tuple[torch.device, torch.dtype | None]:
@@ -177,7 +250,7 @@ def update_target(online: DQN, target: DQN, tau: float) -> None:
 
 
 def make_optimizer(config: argparse.Namespace, params: Any) -> torch.optim.Optimizer:
-    if config.optimizer == "rmsprop":  # the Nature paper: centered RMSProp, momentum 0.95, eps 0.01
+    if config.optimizer == "rmsprop":  # the Nature paper: centered RMSProp, squared-gradient decay 0.95, eps 0.01
         return torch.optim.RMSprop(params, lr=config.learning_rate, alpha=0.95, eps=0.01, centered=True)
     return torch.optim.Adam(params, lr=config.learning_rate, eps=1.5e-4)
 
@@ -191,12 +264,53 @@ def set_random_seeds(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # Training.
 # ---------------------------------------------------------------------------------------------
+class NonFiniteError(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the debug checkpoint."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM: the first asks the loop to finish its step and checkpoint; a second aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in self.previous:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint (again to abort now)", file=sys.stderr)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def random_states(rng: np.random.Generator) -> dict[str, Any]:
+    """Python, numpy, torch and the loop's generator states, as plain values and tensors."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(), "loop": rng.bit_generator.state}
+
+
+def restore_random_states(states: dict[str, Any], rng: np.random.Generator) -> None:
+    random.setstate(states["python"])
+    numpy_state = states["numpy"]
+    numpy_state["state"]["key"] = np.array(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(states["torch"])
+    rng.bit_generator.state = states["loop"]
+
+
 def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = make_atari_env) -> dict[str, Any]:
-    """Run the whole training; returns a summary (steps, updates, episodes, best mean return, paths).
+    """Run (or, with config.resume, continue) a training; returns a summary (steps, updates, episodes, paths).
 
     env_factory(env_id, training=True, render_mode=...) builds the training env; its observations
     are single (84, 84) uint8 frames and a finished real episode puts info["episode"]["r"/"l"].
     """
+    resume = load_checkpoint(config.resume) if config.resume else None
     set_random_seeds(config.seed)
     rng = np.random.default_rng(config.seed)
     device, autocast_dtype = pick_device_and_precision(config)
@@ -216,23 +330,48 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     optimizer = make_optimizer(config, online_dqn.parameters())
 
     # Replay memory: each frame stored once, stacks rebuilt on sampling (utils/replay_buffer.py).
-    buffer = ReplayBuffer(config.replay_buffer_size, crash_if_no_mem=not config.dont_crash_if_no_mem, seed=config.seed)
-
-    run_dir = config.output_dir / "runs" / config.run_name
-    checkpoints_dir = config.output_dir / "models" / "checkpoints"
-    binaries_dir = config.output_dir / "models" / "binaries"
-    writer = SummaryWriter(log_dir=str(run_dir))
-    checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    best_model_path = next_binary_path(binaries_dir, config.env_id)
-    commit = git_commit()
-    debug_view = DebugVisualizer(config.output_dir / "data" / "debug" / config.run_name) if config.debug else None
+    run_checkpoints = config.output_dir / "models" / "checkpoints" / config.run_name
+    buffer_file = run_checkpoints / f"replay_buffer_steps_{resume['step']}.npz" if resume else None
+    if buffer_file is not None and buffer_file.is_file():
+        buffer = ReplayBuffer.load(buffer_file, not config.dont_crash_if_no_mem, config.replay_compression)
+    else:
+        buffer = ReplayBuffer(
+            config.replay_buffer_size, crash_if_no_mem=not config.dont_crash_if_no_mem,
+            seed=config.seed, compression=config.replay_compression,
+        )
 
     episode_returns: collections.deque[float] = collections.deque(maxlen=100)
-    num_episodes, num_updates, best_mean_return, best_eval_return = 0, 0, -float("inf"), -float("inf")
-    loss = torch.zeros((), device=device)
-    window_start_time, window_start_step = time.perf_counter(), 0
+    num_episodes, num_updates, start_step = 0, 0, 0
+    best_mean_return, best_eval_return = -float("inf"), -float("inf")
+    best_model_path = next_binary_path(config.output_dir / "models" / "binaries", config.env_id)
+    learning_starts = config.num_warmup_steps
+    obs, _ = env.reset(seed=config.seed)
+    if resume is not None:  # continue exactly where the checkpoint left off
+        online_dqn.load_state_dict(resume["state_dict"])
+        target_dqn.load_state_dict(resume["target_state_dict"])
+        optimizer.load_state_dict(resume["optimizer_state_dict"])
+        start_step, num_updates, num_episodes = resume["step"], resume["num_updates"], resume["num_episodes"]
+        episode_returns.extend(resume["episode_returns"])
+        best_mean_return, best_eval_return = resume["best_mean_return"], resume["best_eval_return"]
+        best_model_path = Path(resume["best_model_path"])
+        restore_random_states(resume["random_states"], rng)
+        if resume["env_state"] is not None:
+            set_env_state(env, resume["env_state"])
+        obs = resume["obs"].numpy()
+        if buffer.get_current_size() == 0:  # no saved buffer: refill it before learning again
+            learning_starts = start_step + config.num_warmup_steps
+            print(f"resuming without a saved replay buffer: refilling it for {config.num_warmup_steps} steps before learning")
 
-    def snapshot(step: int, epsilon: float) -> dict[str, Any]:
+    run_dir = config.output_dir / "runs" / config.run_name
+    writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_step + 1 if resume else None)
+    run_checkpoints.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()
+    debug_view = DebugVisualizer(config.output_dir / "data" / "debug" / config.run_name) if config.debug else None
+    loss = torch.zeros((), device=device)
+    window_start_time, window_start_step = time.perf_counter(), start_step
+    nonfinite_check_every = 1 if device.type == "cpu" else 100  # each check synchronises with the GPU
+
+    def snapshot(step: int) -> dict[str, Any]:
         """Everything a checkpoint holds: tensors and plain Python values only (weights_only-loadable)."""
         return {
             "state_dict": online_dqn.state_dict(),
@@ -243,109 +382,141 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
             "step": step,
             "num_updates": num_updates,
             "num_episodes": num_episodes,
-            "epsilon": epsilon,
+            "epsilon": linear_epsilon(config, step),
             "episode_returns": list(episode_returns),
             "best_mean_return": best_mean_return,
             "best_eval_return": best_eval_return,
+            "best_model_path": str(best_model_path),
+            "random_states": random_states(rng),
+            "env_state": get_env_state(env) if hasattr(env.unwrapped, "ale") else None,
+            "obs": torch.from_numpy(np.array(obs)),
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
             "commit_hash": commit,
             "seed": config.seed,
         }
 
-    obs, _ = env.reset(seed=config.seed)
-    progress = tqdm(total=config.num_of_training_steps, unit="step", dynamic_ncols=True, mininterval=1.0)
-    for step in range(1, config.num_of_training_steps + 1):
-        # Act epsilon-greedily on the stack of the last 4 frames.
-        index = buffer.store_frame(obs)
-        epsilon = linear_epsilon(config, step)
-        if rng.random() < epsilon:
-            action = int(rng.integers(num_actions))
-        else:
-            action = greedy_action(online_dqn, buffer.fetch_last_state(), device, autocast_dtype)
-        obs, reward, terminated, truncated, info = env.step(action)
-        buffer.store_action_reward_done(index, action, reward, terminated)  # terminated includes a lost life
+    def save_checkpoint(step: int) -> Path:
+        """Checkpoint (and, with --save_replay_buffer, the buffer) of this step; older ones pruned afterwards."""
+        if config.save_replay_buffer:
+            buffer.save(run_checkpoints / f"replay_buffer_steps_{step}.npz")
+        path = atomic_torch_save(snapshot(step), run_checkpoints / checkpoint_name(config.env_id, step))
+        prune_checkpoints(run_checkpoints, config.env_id, config.keep_checkpoints)
+        for old in run_checkpoints.glob("replay_buffer_steps_*.npz"):
+            if old.name != f"replay_buffer_steps_{step}.npz":
+                old.unlink(missing_ok=True)
+        return path
 
-        if debug_view is not None and step % config.debug_freq == 0:
-            debug_view.show(buffer.fetch_last_state(), env.render(), step)
+    stop = StopRequest()
+    progress = tqdm(initial=start_step, total=config.num_of_training_steps, unit="step", dynamic_ncols=True, mininterval=1.0)
+    step = start_step
+    try:
+        for step in range(start_step + 1, config.num_of_training_steps + 1):
+            # Act epsilon-greedily on the stack of the last 4 frames.
+            index = buffer.store_frame(obs)
+            epsilon = linear_epsilon(config, step)
+            if rng.random() < epsilon:
+                action = int(rng.integers(num_actions))
+            else:
+                action = greedy_action(online_dqn, buffer.fetch_last_state(), device, autocast_dtype)
+            obs, reward, terminated, truncated, info = env.step(action)
+            buffer.store_action_reward_done(index, action, reward, terminated)  # terminated includes a lost life
 
-        if "episode" in info:  # a real game ended: unclipped score over all lives
-            num_episodes += 1
-            episode_return = float(info["episode"]["r"])
-            episode_returns.append(episode_return)
-            mean_return = float(np.mean(episode_returns))
-            if config.episode_log_freq and num_episodes % config.episode_log_freq == 0:
-                writer.add_scalar("Rewards per episode", episode_return, num_episodes)
-                writer.add_scalar("Steps per episode", int(info["episode"]["l"]), num_episodes)
-                writer.add_scalar("Episode/return", episode_return, step)
-                writer.add_scalar("Episode/return_mean100", mean_return, step)
-            if mean_return > best_mean_return and step > config.num_warmup_steps:
-                best_mean_return = mean_return
-                if not config.eval_freq:  # without evaluations, the training score picks the best model
-                    atomic_torch_save(snapshot(step, epsilon) | {"mean_return": mean_return}, best_model_path)
-            progress.set_postfix(ret100=f"{mean_return:.1f}", eps=f"{epsilon:.3f}", refresh=False)
-        if terminated or truncated:
-            if truncated and not terminated:  # time limit: s' is a real, non-terminal state
-                buffer.store_truncation(obs)
-            obs, _ = env.reset()
+            if debug_view is not None and step % config.debug_freq == 0:
+                debug_view.show(buffer.fetch_last_state(), env.render(), step)
 
-        # Learn: one gradient step on a uniform minibatch every acting_learning_step_ratio steps.
-        if step > config.num_warmup_steps and step % config.acting_learning_step_ratio == 0:
-            batch = to_device(buffer.fetch_random_states(config.batch_size), device)
-            loss = dqn_loss(online_dqn, target_dqn, batch, config.gamma, autocast_dtype)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            num_updates += 1
-            if config.grads_log_freq and num_updates % config.grads_log_freq == 0:  # raw norms, before clipping
-                for name, norm in gradient_norms(online_dqn).items():
-                    writer.add_scalar(f"grad_norms/{name}", norm.item(), num_updates)
-            if config.grad_clipping_value > 0:
-                torch.nn.utils.clip_grad_norm_(online_dqn.parameters(), config.grad_clipping_value)
-            optimizer.step()
+            if "episode" in info:  # a real game ended: unclipped score over all lives
+                num_episodes += 1
+                episode_returns.append(float(info["episode"]["r"]))
+                mean_return = float(np.mean(episode_returns))
+                if config.episode_log_freq and num_episodes % config.episode_log_freq == 0:
+                    writer.add_scalar("Rewards per episode", episode_returns[-1], num_episodes)
+                    writer.add_scalar("Steps per episode", int(info["episode"]["l"]), num_episodes)
+                    writer.add_scalar("Episode/return", episode_returns[-1], step)
+                    writer.add_scalar("Episode/return_mean100", mean_return, step)
+                if mean_return > best_mean_return and step > config.num_warmup_steps:
+                    best_mean_return = mean_return
+                    if not config.eval_freq:  # without evaluations, the training score picks the best model
+                        atomic_torch_save(snapshot(step) | {"mean_return": mean_return}, best_model_path)
+                progress.set_postfix(ret100=f"{mean_return:.1f}", eps=f"{epsilon:.3f}", refresh=False)
+            if terminated or truncated:
+                if truncated and not terminated:  # time limit: s' is a real, non-terminal state
+                    buffer.store_truncation(obs)
+                obs, _ = env.reset()
 
-        if step % config.target_dqn_update_interval == 0:
-            update_target(online_dqn, target_dqn, config.tau)
+            # Learn: one gradient step on a uniform minibatch every acting_learning_step_ratio steps.
+            if step > learning_starts and step % config.acting_learning_step_ratio == 0:
+                batch = to_device(buffer.fetch_random_states(config.batch_size), device)
+                loss = dqn_loss(online_dqn, target_dqn, batch, config.gamma, autocast_dtype)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                num_updates += 1
+                if num_updates % nonfinite_check_every == 0 and not torch.isfinite(loss):
+                    bad = atomic_torch_save(snapshot(step), run_checkpoints / f"nonfinite_step_{step}.pth")
+                    raise NonFiniteError(
+                        f"non-finite loss at agent step {step} (update {num_updates}); the last good checkpoint is "
+                        f"kept in {run_checkpoints}, this state is in {bad} for debugging"
+                    )
+                if config.grads_log_freq and num_updates % config.grads_log_freq == 0:  # raw norms, before clipping
+                    for name, norm in gradient_norms(online_dqn).items():
+                        writer.add_scalar(f"grad_norms/{name}", norm.item(), num_updates)
+                if config.grad_clipping_value > 0:
+                    torch.nn.utils.clip_grad_norm_(online_dqn.parameters(), config.grad_clipping_value)
+                optimizer.step()
 
-        # Evaluation under the Nature protocol on its own env; with it on, it picks the best model.
-        if config.eval_freq and step % config.eval_freq == 0:
-            result = evaluate(online_dqn, config.env_id, config.eval_episodes, seed=config.seed + step, autocast_dtype=autocast_dtype)
-            eval_mean = float(np.mean(result.returns))
-            writer.add_scalar("Eval/mean_return", eval_mean, step)
-            writer.add_scalar("Eval/std_return", float(np.std(result.returns)), step)
-            progress.write(f"step {step}: evaluation over {config.eval_episodes} games: mean {eval_mean:.2f}")
-            if eval_mean > best_eval_return:
-                best_eval_return = eval_mean
-                atomic_torch_save(snapshot(step, epsilon) | {"eval_mean_return": eval_mean}, best_model_path)
+            if step % config.target_dqn_update_interval == 0:
+                update_target(online_dqn, target_dqn, config.tau)
 
-        # Logging and checkpoints (the only places that synchronise with the device).
-        if config.log_freq and step % config.log_freq == 0:
-            now = time.perf_counter()
-            fps = (step - window_start_step) / (now - window_start_time)  # current rate, not a cumulative mean
-            window_start_time, window_start_step = now, step
-            writer.add_scalar("FPS", fps, step)
-            writer.add_scalar("Epsilon", epsilon, step)
-            if num_updates:
-                writer.add_scalar("Huber loss", loss.item(), step)
-            progress.set_postfix(fps=f"{fps:.0f}", ret100=f"{np.mean(episode_returns) if episode_returns else 0:.1f}", eps=f"{epsilon:.3f}", refresh=False)
-        if config.console_log_freq and step % config.console_log_freq == 0:
-            mean = f"{np.mean(episode_returns):.2f}" if episode_returns else "n/a"
-            progress.write(f"step {step}: episodes {num_episodes}, mean return (last 100) {mean}, epsilon {epsilon:.3f}, updates {num_updates}")
-        if config.checkpoint_freq and step % config.checkpoint_freq == 0:
-            atomic_torch_save(snapshot(step, epsilon), checkpoints_dir / checkpoint_name(config.env_id, step))
-            prune_checkpoints(checkpoints_dir, config.env_id, config.keep_checkpoints)
-        progress.update(1)
+            # Evaluation under the Nature protocol on its own env; with it on, it picks the best model.
+            if config.eval_freq and step % config.eval_freq == 0:
+                result = evaluate(online_dqn, config.env_id, config.eval_episodes, seed=config.seed + step, autocast_dtype=autocast_dtype)
+                eval_mean = float(np.mean(result.returns))
+                writer.add_scalar("Eval/mean_return", eval_mean, step)
+                writer.add_scalar("Eval/std_return", float(np.std(result.returns)), step)
+                progress.write(f"step {step}: evaluation over {config.eval_episodes} games: mean {eval_mean:.2f}")
+                if eval_mean > best_eval_return:
+                    best_eval_return = eval_mean
+                    atomic_torch_save(snapshot(step) | {"eval_mean_return": eval_mean}, best_model_path)
 
-    progress.close()
-    writer.close()
-    env.close()
-    if debug_view is not None:
-        debug_view.close()
+            # Logging and checkpoints (the only places that synchronise with the device).
+            if config.log_freq and step % config.log_freq == 0:
+                now = time.perf_counter()
+                fps = (step - window_start_step) / (now - window_start_time)  # current rate, not a cumulative mean
+                window_start_time, window_start_step = now, step
+                writer.add_scalar("FPS", fps, step)
+                writer.add_scalar("Epsilon", epsilon, step)
+                if num_updates:
+                    writer.add_scalar("Huber loss", loss.item(), step)
+                progress.set_postfix(fps=f"{fps:.0f}", eps=f"{epsilon:.3f}", refresh=False)
+            if config.console_log_freq and step % config.console_log_freq == 0:
+                mean = f"{np.mean(episode_returns):.2f}" if episode_returns else "n/a"
+                progress.write(f"step {step}: episodes {num_episodes}, mean return (last 100) {mean}, epsilon {epsilon:.3f}, updates {num_updates}")
+            if config.checkpoint_freq and step % config.checkpoint_freq == 0:
+                save_checkpoint(step)
+            progress.update(1)
+            if stop.requested:
+                break
+        if step != start_step and not (config.checkpoint_freq and step % config.checkpoint_freq == 0):
+            save_checkpoint(step)  # the final (or interrupted) state is always saved
+    finally:
+        stop.restore()
+        progress.close()
+        writer.close()
+        env.close()
+        if debug_view is not None:
+            debug_view.close()
+    last_checkpoint = run_checkpoints / checkpoint_name(config.env_id, step)
+    if stop.requested:
+        print(f"stopped at agent step {step}; checkpoint: {last_checkpoint}\nresume with: python train_DQN_script.py --resume {config.run_name}"
+              + (f" --output_dir {config.output_dir}" if config.output_dir != ROOT_PATH else ""))
     return {
-        "steps": config.num_of_training_steps,
+        "steps": step,
+        "stopped": stop.requested,
         "updates": num_updates,
         "episodes": num_episodes,
         "best_mean_return": best_mean_return,
         "best_eval_return": best_eval_return,
         "best_model_path": str(best_model_path) if best_model_path.exists() else None,
+        "last_checkpoint": str(last_checkpoint),
         "run_dir": str(run_dir),
     }
 
@@ -356,6 +527,12 @@ def main(argv: list[str] | None = None) -> None:
         summary = train_dqn(config)
     except (NotEnoughMemoryError, CheckpointError, EnvIdError) as e:
         fail(str(e))
+    except NonFiniteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("aborted by a second interrupt; the last checkpoint on disk is intact", file=sys.stderr)
+        sys.exit(130)
     print(f"done: {summary}")
 
 

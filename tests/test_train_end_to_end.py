@@ -31,14 +31,14 @@ def short_run(tmp_path_factory: pytest.TempPathFactory, ) -> Path:
 
 
 def test_checkpoints_written_pruned_and_loadable(short_run: Path) -> None:
-    checkpoints = list_checkpoints(short_run / "models" / "checkpoints", ENV_ID)
+    checkpoints = list_checkpoints(short_run / "models" / "checkpoints" / "e2e", ENV_ID)
     assert [p.name for p in checkpoints] == [f"dqn_{ENV_ID}_ckpt_steps_{n}.pth" for n in (2000, 2500)]
     checkpoint = load_checkpoint(checkpoints[-1])
     assert checkpoint["step"] == 2500 and checkpoint["env_id"] == ENV_ID
     model = DQN(checkpoint["num_actions"])
     model.load_state_dict(checkpoint["state_dict"])  # the weights load back into the Nature CNN
     assert checkpoint["num_updates"] == (2500 - 1000) // 4
-    assert not list((short_run / "models" / "checkpoints").glob("*.tmp"))  # no temp files left behind
+    assert not list((short_run / "models" / "checkpoints" / "e2e").glob("*.tmp"))  # no temp files left behind
 
 
 def test_best_model_saved_during_training(short_run: Path) -> None:
