@@ -1,0 +1,210 @@
+"""Never lose a run: exact resume, kill -9 and resume, graceful stop, atomic writes, one-line errors."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import evaluate_DQN_script
+import train_DQN_script
+from train_DQN_script import parse_config, train_dqn
+from utils.checkpoints import CheckpointError, atomic_torch_save, atomic_write, list_checkpoints, load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = str(ROOT / "train_DQN_script.py")
+SMALL = [
+    "--replay_buffer_size", "2000", "--num_warmup_steps", "200", "--log_freq", "100", "--console_log_freq", "0",
+    "--grads_log_freq", "0", "--eval_freq", "0", "--device", "cpu", "--target_dqn_update_interval", "100",
+]
+
+
+def final_weights(out: Path, run: str, env_id: str = "BreakoutNoFrameskip-v4") -> dict[str, torch.Tensor]:
+    return load_checkpoint(list_checkpoints(out / "models" / "checkpoints" / run, env_id)[-1])["state_dict"]
+
+
+def test_half_run_plus_resume_equals_full_run_with_saved_buffer(tmp_path: Path) -> None:
+    common = [*SMALL, "--output_dir", str(tmp_path), "--save_replay_buffer", "--seed", "3", "--checkpoint_freq", "400"]
+    train_dqn(parse_config([*common, "--run_name", "full", "--num_of_training_steps", "800"]))
+    train_dqn(parse_config([*common, "--run_name", "halves", "--num_of_training_steps", "400"]))
+    summary = train_dqn(parse_config(["--resume", "halves", "--output_dir", str(tmp_path), "--num_of_training_steps", "800"]))
+    assert summary["steps"] == 800
+    full, halves = final_weights(tmp_path, "full"), final_weights(tmp_path, "halves")
+    for name in full:
+        torch.testing.assert_close(halves[name], full[name], rtol=0, atol=0)
+    resumed = load_checkpoint(list_checkpoints(tmp_path / "models" / "checkpoints" / "halves", "BreakoutNoFrameskip-v4")[-1])
+    assert resumed["num_updates"] == (800 - 200) // 4
+    assert len(list((tmp_path / "runs").iterdir())) == 2  # the resumed run continued its own TensorBoard folder
+
+
+def test_kill_9_then_resume_finishes_from_the_checkpoint(tmp_path: Path) -> None:
+    args = [*SMALL, "--output_dir", str(tmp_path), "--run_name", "killed", "--checkpoint_freq", "300", "--num_of_training_steps", "5000"]
+    process = subprocess.Popen([sys.executable, SCRIPT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "models" / "checkpoints" / "killed"
+    deadline = time.time() + 300
+    while not list_checkpoints(folder, "BreakoutNoFrameskip-v4") and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = list_checkpoints(folder, "BreakoutNoFrameskip-v4")[-1]
+    killed_at = load_checkpoint(first)["step"]
+    assert killed_at % 300 == 0 and killed_at < 5000
+
+    resumed = subprocess.run(
+        [sys.executable, SCRIPT, "--resume", "killed", "--output_dir", str(tmp_path), "--num_of_training_steps", str(killed_at + 600)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-1500:]
+    assert "refilling" in resumed.stdout  # no saved buffer: a fresh warmup before learning again
+    last = load_checkpoint(list_checkpoints(folder, "BreakoutNoFrameskip-v4")[-1])
+    assert last["step"] == killed_at + 600
+    assert last["num_updates"] == load_checkpoint(first)["num_updates"] + (600 - 200) // 4
+    model = train_dqn.__globals__["DQN"](last["num_actions"])
+    model.load_state_dict(last["state_dict"])
+
+
+def test_sigterm_finishes_the_step_checkpoints_and_exits_0(tmp_path: Path) -> None:
+    args = [*SMALL, "--output_dir", str(tmp_path), "--run_name", "stopped", "--checkpoint_freq", "250", "--num_of_training_steps", "100000"]
+    process = subprocess.Popen([sys.executable, SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "models" / "checkpoints" / "stopped"
+    deadline = time.time() + 300
+    while not list_checkpoints(folder, "BreakoutNoFrameskip-v4") and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-1500:]
+    assert "resume with: python train_DQN_script.py --resume stopped" in stdout
+    last = list_checkpoints(folder, "BreakoutNoFrameskip-v4")[-1]
+    assert str(last) in stdout and load_checkpoint(last)["step"] < 100000
+
+
+def test_failed_checkpoint_write_leaves_previous_checkpoint_intact(tmp_path: Path) -> None:
+    path = tmp_path / "dqn_X_ckpt_steps_1.pth"
+    atomic_torch_save({"state_dict": {"w": torch.ones(3)}, "env_id": "X"}, path)
+
+    def write_half_then_die(f: io.BufferedWriter) -> None:
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full (injected)")
+
+    with pytest.raises(OSError):
+        atomic_write(path, write_half_then_die)
+    assert torch.equal(load_checkpoint(path)["state_dict"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
+
+
+def test_checkpoint_with_a_pickled_object_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "env_id": "PongNoFrameskip-v4", "payload": Path("/etc/passwd")}, path)
+    with pytest.raises(CheckpointError, match="cannot load checkpoint"):
+        load_checkpoint(path)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoints(tmp_path: Path) -> None:
+    config = parse_config([
+        *SMALL, "--output_dir", str(tmp_path), "--run_name", "nan", "--learning_rate", "1e30",
+        "--checkpoint_freq", "200", "--num_of_training_steps", "2000",
+    ])
+    with pytest.raises(train_DQN_script.NonFiniteError, match=r"non-finite loss at agent step \d+") as error:
+        train_dqn(config)
+    folder = tmp_path / "models" / "checkpoints" / "nan"
+    good = list_checkpoints(folder, "BreakoutNoFrameskip-v4")
+    assert good and all(torch.isfinite(t).all() for t in load_checkpoint(good[-1])["state_dict"].values())
+    assert len(list(folder.glob("nonfinite_step_*.pth"))) == 1 and "nonfinite_step_" in str(error.value)
+
+
+# ---- bad input: one line on stderr, exit code 2, nothing created ---------------------------------------------------
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A real Pong training checkpoint and model, and broken files to feed to --resume and the evaluator."""
+    out = tmp_path_factory.mktemp("ckpts")
+    train_dqn(parse_config([*SMALL, "--env_id", "PongNoFrameskip-v4", "--output_dir", str(out), "--run_name", "pong",
+                            "--num_of_training_steps", "300", "--checkpoint_freq", "0", "--seed", "1"]))
+    checkpoint = list_checkpoints(out / "models" / "checkpoints" / "pong", "PongNoFrameskip-v4")[-1]
+    truncated = out / "truncated.pth"
+    truncated.write_bytes(checkpoint.read_bytes()[:5000])
+    text = out / "notes.pth"
+    text.write_text("not a checkpoint")
+    model = out / "model.pth"
+    torch.save({"state_dict": load_checkpoint(checkpoint)["state_dict"], "env_id": "PongNoFrameskip-v4", "num_actions": 6}, model)
+    a_file = out / "a_file"
+    a_file.write_text("x")
+    return {"checkpoint": checkpoint, "truncated": truncated, "text": text, "model": model, "a_file": a_file}
+
+
+BAD_TRAIN_INPUTS = {
+    "unknown env id": (["--env_id", "NotAGame-v0"], "unknown --env_id"),
+    "not a NoFrameskip id": (["--env_id", "ALE/Pong-v5"], "not an Atari NoFrameskip-v4 id"),
+    "zero buffer": (["--replay_buffer_size", "0"], "--replay_buffer_size"),
+    "negative steps": (["--num_of_training_steps", "-5"], "--num_of_training_steps"),
+    "negative frequency": (["--checkpoint_freq", "-1"], "--checkpoint_freq"),
+    "zero target interval": (["--target_dqn_update_interval", "0"], "--target_dqn_update_interval"),
+    "zero batch": (["--batch_size", "0"], "--batch_size"),
+    "zero learning rate": (["--learning_rate", "0"], "--learning_rate"),
+    "fractional steps": (["--num_of_training_steps", "2.5"], "--num_of_training_steps"),
+    "batch above warmup": (["--batch_size", "64", "--num_warmup_steps", "32"], "--num_warmup_steps"),
+    "batch above buffer": (["--batch_size", "5000", "--replay_buffer_size", "1000"], "--batch_size"),
+    "epsilon above 1": (["--epsilon_end_value", "1.5"], "--epsilon_end_value"),
+    "gamma below 0": (["--gamma", "-0.1"], "--gamma"),
+    "unknown flag": (["--learnin_rate", "1e-4"], "unrecognized arguments"),
+    "not enough RAM": (["--replay_buffer_size", "1e10"], "--dont_crash_if_no_mem"),
+    "missing resume": (["--resume", "no_such_run"], "neither a checkpoint file nor a run"),
+    "truncated resume": (["--resume", "{truncated}"], "cannot load checkpoint"),
+    "non-checkpoint resume": (["--resume", "{text}"], "cannot load checkpoint"),
+    "model file as resume": (["--resume", "{model}"], "not a training checkpoint"),
+    "foreign resume": (["--resume", "{checkpoint}", "--env_id", "BreakoutNoFrameskip-v4"], "is a checkpoint of PongNoFrameskip-v4"),
+    "output dir not writable": (["--output_dir", "{a_file}/out"], "cannot be created"),
+}
+if not torch.cuda.is_available():
+    BAD_TRAIN_INPUTS["cuda without GPU"] = (["--device", "cuda"], "no CUDA GPU")
+
+
+def run_expecting_exit_2(main, argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("case", list(BAD_TRAIN_INPUTS))
+def test_bad_training_input_one_line_exit_2_nothing_created(case: str, files: dict, tmp_path: Path, capsys) -> None:
+    argv, expected = BAD_TRAIN_INPUTS[case]
+    argv = [a.format(**files) for a in argv]
+    if "--output_dir" not in argv:
+        argv += ["--output_dir", str(tmp_path / "out")]
+    before = {p: p.stat().st_mtime_ns for p in files["checkpoint"].parent.parent.rglob("*")}
+    err = run_expecting_exit_2(train_DQN_script.main, argv, capsys)
+    assert expected in err, err
+    assert not (tmp_path / "out").exists()  # nothing created
+    assert {p: p.stat().st_mtime_ns for p in files["checkpoint"].parent.parent.rglob("*")} == before  # nothing damaged
+
+
+BAD_EVAL_INPUTS = {
+    "missing model": (["--model", "no_such_model.pth"], "not found"),
+    "truncated model": (["--model", "{truncated}"], "cannot load checkpoint"),
+    "non-checkpoint": (["--model", "{text}"], "cannot load checkpoint"),
+    "foreign model": (["--model", "{model}", "--env_id", "BreakoutNoFrameskip-v4"], "6 actions"),
+    "bad env id": (["--model", "{model}", "--env_id", "Pong-v4"], "NoFrameskip"),
+    "zero episodes": (["--model", "{model}", "--num_episodes", "0"], "--num_episodes"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_EVAL_INPUTS))
+def test_bad_evaluator_input_one_line_exit_2(case: str, files: dict, capsys) -> None:
+    argv, expected = BAD_EVAL_INPUTS[case]
+    err = run_expecting_exit_2(evaluate_DQN_script.main, [a.format(**files) for a in argv], capsys)
+    assert expected in err, err
+
+
+def test_real_command_line_prints_no_traceback() -> None:
+    result = subprocess.run([sys.executable, SCRIPT, "--env_id", "Pong"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "unknown --env_id 'Pong'" in result.stderr
