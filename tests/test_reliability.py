@@ -15,7 +15,13 @@ import torch
 import evaluate_DQN_script
 import train_DQN_script
 from train_DQN_script import parse_config, train_dqn
-from utils.checkpoints import CheckpointError, atomic_torch_save, atomic_write, list_checkpoints, load_checkpoint
+from utils.checkpoints import (
+    CheckpointError,
+    atomic_torch_save,
+    atomic_write,
+    list_checkpoints,
+    load_checkpoint,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = str(ROOT / "train_DQN_script.py")

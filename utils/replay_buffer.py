@@ -138,28 +138,39 @@ class ReplayBuffer:
     def _oldest_index(self) -> int:
         return (self.next_index - self.num_in_buffer) % self.max_buffer_size
 
-    def _gather(self, slots: np.ndarray) -> np.ndarray:
-        """Frames at an int array of slots, shape slots.shape + frame_shape, uint8 (one vectorised index in raw mode)."""
-        if self.compression == "none":
-            return self.frames[slots]
-        unique, inverse = np.unique(slots, return_inverse=True)
-        decoded = np.zeros((len(unique), self.frame_size), dtype=np.uint8)
-        for row, slot in enumerate(unique.tolist()):
-            block = self.blocks[slot]
-            if block:
-                decoded[row] = np.frombuffer(lz4.block.decompress(block, uncompressed_size=self.frame_size), dtype=np.uint8)
-        return decoded[inverse.reshape(slots.shape)].reshape(*slots.shape, *self.frame_shape)
+    def _gather(self, *slot_arrays: np.ndarray) -> list[np.ndarray]:
+        """Frames at each int array of slots, shape slots.shape + frame_shape, uint8.
 
-    def _masked_stacks(self, last_indices: np.ndarray) -> np.ndarray:
-        """Stacks ending at each slot of last_indices: (B, 4, 84, 84) uint8, earlier segments zeroed."""
-        n, k = self.max_buffer_size, self.num_last_frames_to_fetch
-        slots = (last_indices[:, None] + np.arange(-(k - 1), 1)[None, :]) % n  # (B, k), oldest first
-        stacks = self._gather(slots)
+        Raw mode: one vectorised fancy index per array. LZ4 mode: each distinct slot of all arrays
+        is decompressed once.
+        """
+        if self.compression == "none":
+            return [self.frames[slots] for slots in slot_arrays]
+        unique, inverse = np.unique(np.concatenate([s.ravel() for s in slot_arrays]), return_inverse=True)
+        decoded = np.zeros((len(unique), *self.frame_shape), dtype=np.uint8)
+        flat = decoded.reshape(len(unique), self.frame_size)
+        for row, slot in enumerate(unique.tolist()):
+            if self.blocks[slot]:  # b"" = never written: stays zeros
+                flat[row] = np.frombuffer(lz4.block.decompress(self.blocks[slot], uncompressed_size=self.frame_size), np.uint8)
+        out, start = [], 0
+        for slots in slot_arrays:
+            out.append(decoded[inverse[start : start + slots.size].reshape(slots.shape)])
+            start += slots.size
+        return out
+
+    def _stack_slots(self, last_indices: np.ndarray) -> np.ndarray:
+        """Slots of the stacks ending at last_indices: (B, 4), oldest first."""
+        k = self.num_last_frames_to_fetch
+        return (last_indices[:, None] + np.arange(-(k - 1), 1)[None, :]) % self.max_buffer_size
+
+    def _zero_earlier_segments(self, stacks: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Zero, in place, the frames of (B, 4, 84, 84) stacks that precede an episode end or the oldest frame."""
+        k = self.num_last_frames_to_fetch
         # Column c survives when no episode ends in columns c..k-2 (a reverse cumulative OR) ...
         ends = self.ends[slots[:, :-1]]
         cut = np.flip(np.logical_or.accumulate(np.flip(ends, axis=1), axis=1), axis=1)
         # ... and when it is not older than the oldest stored frame.
-        stored_before = (last_indices - self._oldest_index()) % n
+        stored_before = (slots[:, -1] - self._oldest_index()) % self.max_buffer_size
         too_old = np.arange(k - 1, 0, -1)[None, :] > stored_before[:, None]
         stacks[:, : k - 1][cut | too_old] = 0
         return stacks
@@ -182,8 +193,11 @@ class ReplayBuffer:
         self, indices: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(states, actions, rewards, next_states, dones) for the given slots; stacks are (B, 4, 84, 84) uint8."""
-        states = self._masked_stacks(indices)
-        next_states = self._masked_stacks((indices + 1) % self.max_buffer_size)
+        state_slots = self._stack_slots(indices)
+        next_slots = self._stack_slots((indices + 1) % self.max_buffer_size)
+        states, next_states = self._gather(state_slots, next_slots)
+        self._zero_earlier_segments(states, state_slots)
+        self._zero_earlier_segments(next_states, next_slots)
         return states, self.actions[indices], self.rewards[indices], next_states, self.dones[indices]
 
     def fetch_random_states(
@@ -195,7 +209,8 @@ class ReplayBuffer:
     def fetch_last_state(self) -> np.ndarray:
         """The stack ending at the newest frame, (4, 84, 84) uint8: the state the agent acts on."""
         newest = np.array([(self.next_index - 1) % self.max_buffer_size])
-        return self._masked_stacks(newest)[0]
+        slots = self._stack_slots(newest)
+        return self._zero_earlier_segments(self._gather(slots)[0], slots)[0]
 
     # ---- saving and loading (for --save_replay_buffer) ---------------------------------------
     def save(self, path: Path) -> Path:
