@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from models.definitions.DQN import DQN
+from models.definitions.DQN import DQN, precision_context
 from utils.checkpoints import (
     CheckpointError,
     atomic_torch_save,
@@ -212,7 +212,7 @@ def linear_epsilon(config: argparse.Namespace, step: int) -> float:
 
 def greedy_action(dqn: DQN, state: np.ndarray, device: torch.device, autocast_dtype: torch.dtype | None) -> int:
     """argmax_a Q(state, a) for one (4, 84, 84) uint8 state."""
-    with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+    with torch.no_grad(), precision_context(device.type, autocast_dtype):
         q_values = dqn(torch.from_numpy(state).unsqueeze(0).to(device))
     return int(q_values.argmax(dim=1).item())
 
@@ -234,7 +234,7 @@ def dqn_loss(
 ) -> torch.Tensor:
     """Huber loss between Q(s, a) and r + gamma * (1 - done) * max_a' Q_target(s', a'); targets in fp32."""
     states, actions, rewards, next_states, dones = batch
-    with torch.autocast(states.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+    with precision_context(states.device.type, autocast_dtype):
         q_taken = online(states).gather(1, actions.long().unsqueeze(1)).squeeze(1).float()
         with torch.no_grad():
             next_q = target(next_states).max(dim=1).values.float()

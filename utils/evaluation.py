@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from gymnasium.wrappers import FrameStackObservation
 
-from models.definitions.DQN import DQN
+from models.definitions.DQN import DQN, precision_context
 from utils.env_wrappers import FRAME_SKIP, make_atari_env
 
 # Nature paper, Extended Data Table 2: random play, professional human tester, DQN (mean scores).
@@ -114,7 +114,7 @@ def evaluate(
                 action = int(rng.integers(env.action_space.n))
                 result.random_actions += 1
             else:
-                with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                with torch.no_grad(), precision_context(device.type, autocast_dtype):
                     action = int(dqn(torch.from_numpy(np.asarray(obs)).unsqueeze(0).to(device)).argmax(dim=1).item())
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)

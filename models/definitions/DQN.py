@@ -5,6 +5,8 @@ by 1/255 on the device the network lives on, so only uint8 bytes cross the host/
 Output: Q-values, shape (B, num_actions), float32, with no activation on the last layer
 (the original repository's defect 1 put a ReLU there and clamped Q-values at >= 0).
 """
+import contextlib
+
 import torch
 from torch import nn
 
@@ -34,3 +36,10 @@ class DQN(nn.Module):
         """states: (B, 4, 84, 84) uint8 (or float already in [0, 1] scaled by 255) -> (B, num_actions) Q-values."""
         x = states.float() / 255.0
         return self.fc(self.cnn(x)).float()
+
+
+def precision_context(device_type: str, autocast_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """torch.autocast to autocast_dtype (e.g. bf16) on device_type, or a no-op for fp32 (autocast_dtype None)."""
+    if autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=autocast_dtype)
