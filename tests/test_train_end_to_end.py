@@ -15,7 +15,7 @@ ENV_ID = "BreakoutNoFrameskip-v4"
 
 
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory: pytest.TempPathFactory, ) -> Path:
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("e2e")
     root = Path(__file__).resolve().parent.parent
     cmd = [

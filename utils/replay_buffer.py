@@ -26,9 +26,9 @@ step; store_action_reward_done(idx, action, reward, done).
 """
 from __future__ import annotations
 
-import json
 import ctypes
 import functools
+import json
 import sys
 from pathlib import Path
 
