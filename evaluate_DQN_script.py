@@ -36,7 +36,9 @@ def load_model(path: Path, env_id: str | None, device: torch.device) -> tuple[DQ
     """The DQN in a checkpoint and the env id to play (the checkpoint's unless overridden); one-line errors."""
     checkpoint = load_checkpoint(path, device)
     env_id = validate_env_id(env_id or checkpoint["env_id"])
-    num_actions = int(make_atari_env(env_id, training=False).action_space.n)
+    probe = make_atari_env(env_id, training=False)
+    num_actions = int(probe.action_space.n)
+    probe.close()
     if int(checkpoint["num_actions"]) != num_actions:
         raise CheckpointError(
             f"'{path}' was trained on {checkpoint['env_id']} with {checkpoint['num_actions']} actions; "

@@ -371,29 +371,38 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     window_start_time, window_start_step = time.perf_counter(), start_step
     nonfinite_check_every = 1 if device.type == "cpu" else 100  # each check synchronises with the GPU
 
-    def snapshot(step: int) -> dict[str, Any]:
-        """Everything a checkpoint holds: tensors and plain Python values only (weights_only-loadable)."""
+    def model_file(step: int) -> dict[str, Any]:
+        """What identifies the online network: its weights, game, step and flags (plain values and tensors only)."""
         return {
             "state_dict": online_dqn.state_dict(),
-            "target_state_dict": target_dqn.state_dict(),
-            "optimizer_state_dict": optimizer.state_dict(),
             "env_id": config.env_id,
             "num_actions": num_actions,
             "step": step,
             "num_updates": num_updates,
             "num_episodes": num_episodes,
-            "epsilon": linear_epsilon(config, step),
-            "episode_returns": list(episode_returns),
             "best_mean_return": best_mean_return,
             "best_eval_return": best_eval_return,
-            "best_model_path": str(best_model_path),
-            "random_states": random_states(rng),
-            "env_state": get_env_state(env) if hasattr(env.unwrapped, "ale") else None,
-            "obs": torch.from_numpy(np.array(obs)),
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
             "commit_hash": commit,
             "seed": config.seed,
         }
+
+    def snapshot(step: int) -> dict[str, Any]:
+        """Everything a checkpoint holds (weights_only-loadable): the model file plus the whole training state."""
+        return model_file(step) | {
+            "target_state_dict": target_dqn.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict(),
+            "epsilon": linear_epsilon(config, step),
+            "episode_returns": list(episode_returns),
+            "best_model_path": str(best_model_path),
+            "random_states": random_states(rng),
+            "env_state": get_env_state(env) if hasattr(env.unwrapped, "ale") else None,
+            "obs": torch.from_numpy(np.array(obs)),
+        }
+
+    def save_best_model(step: int, score: dict[str, float]) -> None:
+        """The best model: weights and what identifies them, not the training state (a checkpoint holds that)."""
+        atomic_torch_save(model_file(step) | score, best_model_path)
 
     def save_checkpoint(step: int) -> Path:
         """Checkpoint (and, with --save_replay_buffer, the buffer) of this step; older ones pruned afterwards."""
@@ -436,7 +445,7 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
                 if mean_return > best_mean_return and step > config.num_warmup_steps:
                     best_mean_return = mean_return
                     if not config.eval_freq:  # without evaluations, the training score picks the best model
-                        atomic_torch_save(snapshot(step) | {"mean_return": mean_return}, best_model_path)
+                        save_best_model(step, {"mean_return": mean_return})
                 progress.set_postfix(ret100=f"{mean_return:.1f}", eps=f"{epsilon:.3f}", refresh=False)
             if terminated or truncated:
                 if truncated and not terminated:  # time limit: s' is a real, non-terminal state
@@ -475,7 +484,7 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
                 progress.write(f"step {step}: evaluation over {config.eval_episodes} games: mean {eval_mean:.2f}")
                 if eval_mean > best_eval_return:
                     best_eval_return = eval_mean
-                    atomic_torch_save(snapshot(step) | {"eval_mean_return": eval_mean}, best_model_path)
+                    save_best_model(step, {"eval_mean_return": eval_mean})
 
             # Logging and checkpoints (the only places that synchronise with the device).
             if config.log_freq and step % config.log_freq == 0:
