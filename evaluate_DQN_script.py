@@ -18,6 +18,7 @@ from models.definitions.DQN import DQN
 from utils.checkpoints import CheckpointError, atomic_write, load_checkpoint
 from utils.cli import OneLineArgumentParser, fail, positive_int, unit_float
 from utils.constants import BINARIES_PATH, DATA_DIR_PATH, PRETRAINED_PATH
+from utils.dqn_agent import pick_device_and_precision
 from utils.env_wrappers import FRAME_SKIP, EnvIdError, make_atari_env, validate_env_id
 from utils.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES, evaluate
 
@@ -75,13 +76,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max_episode_frames", type=positive_int, default=EVAL_MAX_EPISODE_FRAMES, help="cap per game (18,000 = 5 min)")
     p.add_argument("--record", action="store_true", help="write the first game as a GIF and an MP4 under data/")
     p.add_argument("--output", type=Path, default=None, help="JSON path (default data/eval/<model>.json)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="as in training: auto = bf16 on CUDA and native-bf16 CPUs")
     args = p.parse_args(argv)
     if args.max_episode_frames < FRAME_SKIP:
         fail(f"--max_episode_frames must be at least {FRAME_SKIP} (one agent step)")
     if args.device == "cuda" and not torch.cuda.is_available():
         fail("--device cuda was given but no CUDA GPU is visible to PyTorch")
-    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    device, autocast_dtype = pick_device_and_precision(args.device, args.precision)
 
     try:
         path = resolve_model_path(args.model)
@@ -89,8 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
     except (CheckpointError, EnvIdError) as e:
         fail(str(e))
 
-    result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record)
-    summary = result.summary(env_id) | {"model": str(path), "epsilon": args.epsilon, "max_episode_frames": args.max_episode_frames, "seed": args.seed}
+    result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype)
+    precision = "bf16" if autocast_dtype is not None else "fp32"
+    summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon, "max_episode_frames": args.max_episode_frames, "seed": args.seed}
     output = args.output or DATA_DIR_PATH / "eval" / f"{path.stem}.json"
     try:
         atomic_write(output, lambda f: f.write(json.dumps(summary, indent=2).encode()))

@@ -24,11 +24,9 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from models.definitions.DQN import DQN, precision_context
 from utils.checkpoints import (
     CheckpointError,
     atomic_torch_save,
@@ -47,6 +45,17 @@ from utils.cli import (
     unit_float,
 )
 from utils.constants import ROOT_PATH
+from utils.dqn_agent import (
+    NonFiniteError,
+    gradient_step,
+    greedy_action,
+    linear_epsilon,
+    make_networks,
+    make_optimizer,
+    pick_device_and_precision,
+    to_device,
+    update_target,
+)
 from utils.env_wrappers import (
     EnvIdError,
     get_env_state,
@@ -62,7 +71,7 @@ from utils.replay_buffer import (
     check_enough_memory,
     replay_buffer_bytes,
 )
-from utils.visualization import DebugVisualizer, gradient_norms
+from utils.visualization import DebugVisualizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,80 +190,6 @@ def check_writable(output_dir: Path) -> None:
         fail(f"--output_dir '{output_dir}' is not writable ({e.strerror}); choose another with --output_dir")
 
 
-def pick_device_and_precision(config: argparse.Namespace) -> tuple[torch.device, torch.dtype | None]:
-    """(device, autocast dtype or None for fp32). bf16 on CUDA and on CPUs with native bf16 (avx512_bf16/AMX)."""
-    device = torch.device("cuda" if config.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    if config.precision == "fp32":
-        return device, None
-    if config.precision == "bf16" or device.type == "cuda" or cpu_has_native_bf16():
-        return device, torch.bfloat16
-    return device, None
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-# ---------------------------------------------------------------------------------------------
-# The algorithm's pieces.
-# ---------------------------------------------------------------------------------------------
-def linear_epsilon(config: argparse.Namespace, step: int) -> float:
-    """1 during warmup, then linear from epsilon_start_value to epsilon_end_value over epsilon_duration steps."""
-    if step <= config.num_warmup_steps:
-        return 1.0
-    fraction = min((step - config.num_warmup_steps) / config.epsilon_duration, 1.0)
-    return config.epsilon_start_value + fraction * (config.epsilon_end_value - config.epsilon_start_value)
-
-
-def greedy_action(dqn: DQN, state: np.ndarray, device: torch.device, autocast_dtype: torch.dtype | None) -> int:
-    """argmax_a Q(state, a) for one (4, 84, 84) uint8 state."""
-    with torch.no_grad(), precision_context(device.type, autocast_dtype):
-        q_values = dqn(torch.from_numpy(state).unsqueeze(0).to(device))
-    return int(q_values.argmax(dim=1).item())
-
-
-def to_device(batch: tuple[np.ndarray, ...], device: torch.device) -> list[torch.Tensor]:
-    """numpy minibatch -> tensors on device (pinned, non-blocking copies on CUDA)."""
-    tensors = [torch.from_numpy(x) for x in batch]
-    if device.type == "cuda":
-        return [t.pin_memory().to(device, non_blocking=True) for t in tensors]
-    return tensors
-
-
-def dqn_loss(
-    online: DQN,
-    target: DQN,
-    batch: list[torch.Tensor],
-    gamma: float,
-    autocast_dtype: torch.dtype | None,
-) -> torch.Tensor:
-    """Huber loss between Q(s, a) and r + gamma * (1 - done) * max_a' Q_target(s', a'); targets in fp32."""
-    states, actions, rewards, next_states, dones = batch
-    with precision_context(states.device.type, autocast_dtype):
-        q_taken = online(states).gather(1, actions.long().unsqueeze(1)).squeeze(1).float()
-        with torch.no_grad():
-            next_q = target(next_states).max(dim=1).values.float()
-    td_target = rewards + gamma * (1.0 - dones.float()) * next_q
-    return F.smooth_l1_loss(q_taken, td_target)
-
-
-def update_target(online: DQN, target: DQN, tau: float) -> None:
-    """Hard copy (tau = 1) or soft update target <- tau * online + (1 - tau) * target."""
-    with torch.no_grad():
-        for t, o in zip(target.parameters(), online.parameters()):
-            t.lerp_(o, tau)
-
-
-def make_optimizer(config: argparse.Namespace, params: Any) -> torch.optim.Optimizer:
-    if config.optimizer == "rmsprop":  # the Nature paper: centered RMSProp, squared-gradient decay 0.95, eps 0.01
-        return torch.optim.RMSprop(params, lr=config.learning_rate, alpha=0.95, eps=0.01, centered=True)
-    return torch.optim.Adam(params, lr=config.learning_rate, eps=1.5e-4)
-
-
 def set_random_seeds(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -264,10 +199,6 @@ def set_random_seeds(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # Training.
 # ---------------------------------------------------------------------------------------------
-class NonFiniteError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the debug checkpoint."""
-
-
 class StopRequest:
     """SIGINT/SIGTERM: the first asks the loop to finish its step and checkpoint; a second aborts at once."""
 
@@ -313,21 +244,16 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     resume = load_checkpoint(config.resume) if config.resume else None
     set_random_seeds(config.seed)
     rng = np.random.default_rng(config.seed)
-    device, autocast_dtype = pick_device_and_precision(config)
+    device, autocast_dtype = pick_device_and_precision(config.device, config.precision)
 
     # Environment: the Nature wrapper stack (utils/env_wrappers.py); observations are (84, 84) uint8.
     env = env_factory(config.env_id, training=True, render_mode="rgb_array" if config.debug else None)
     env.action_space.seed(config.seed)
     num_actions = int(env.action_space.n)
 
-    # Networks: online Q and a target Q that starts as an exact copy (defect 2 of the original).
-    online_dqn = DQN(num_actions).to(device)
-    if device.type == "cpu":
-        online_dqn = online_dqn.to(memory_format=torch.channels_last)
-    target_dqn = DQN(num_actions).to(device)
-    target_dqn.load_state_dict(online_dqn.state_dict())
-    target_dqn.requires_grad_(False)
-    optimizer = make_optimizer(config, online_dqn.parameters())
+    # Networks: online Q and a target Q that starts as its exact copy; fp32 Q-values in any precision.
+    online_dqn, target_dqn = make_networks(num_actions, device)
+    optimizer = make_optimizer(config.optimizer, online_dqn.parameters(), config.learning_rate)
 
     # Replay memory: each frame stored once, stacks rebuilt on sampling (utils/replay_buffer.py).
     run_checkpoints = config.output_dir / "models" / "checkpoints" / config.run_name
@@ -368,6 +294,10 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     commit = git_commit()
     debug_view = DebugVisualizer(config.output_dir / "data" / "debug" / config.run_name) if config.debug else None
     loss = torch.zeros((), device=device)
+    last_eval_step = start_step
+
+    def epsilon_at(step: int) -> float:
+        return linear_epsilon(step, config.num_warmup_steps, config.epsilon_start_value, config.epsilon_end_value, config.epsilon_duration)
     window_start_time, window_start_step = time.perf_counter(), start_step
     nonfinite_check_every = 1 if device.type == "cpu" else 100  # each check synchronises with the GPU
 
@@ -392,7 +322,7 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
         return model_file(step) | {
             "target_state_dict": target_dqn.state_dict(),
             "optimizer_state_dict": optimizer.state_dict(),
-            "epsilon": linear_epsilon(config, step),
+            "epsilon": epsilon_at(step),
             "episode_returns": list(episode_returns),
             "best_model_path": str(best_model_path),
             "random_states": random_states(rng),
@@ -403,6 +333,19 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     def save_best_model(step: int, score: dict[str, float]) -> None:
         """The best model: weights and what identifies them, not the training state (a checkpoint holds that)."""
         atomic_torch_save(model_file(step) | score, best_model_path)
+
+    def evaluate_and_keep_best(step: int) -> None:
+        """A Nature-protocol evaluation of the online network; the best model so far is kept in models/binaries/."""
+        nonlocal best_eval_return, last_eval_step
+        result = evaluate(online_dqn, config.env_id, config.eval_episodes, seed=config.seed + step, autocast_dtype=autocast_dtype)
+        eval_mean = float(np.mean(result.returns))
+        last_eval_step = step
+        writer.add_scalar("Eval/mean_return", eval_mean, step)
+        writer.add_scalar("Eval/std_return", float(np.std(result.returns)), step)
+        progress.write(f"step {step}: evaluation over {config.eval_episodes} games: mean {eval_mean:.2f}")
+        if eval_mean > best_eval_return:
+            best_eval_return = eval_mean
+            save_best_model(step, {"eval_mean_return": eval_mean})
 
     def save_checkpoint(step: int) -> Path:
         """Checkpoint (and, with --save_replay_buffer, the buffer) of this step; older ones pruned afterwards."""
@@ -422,11 +365,11 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
         for step in range(start_step + 1, config.num_of_training_steps + 1):
             # Act epsilon-greedily on the stack of the last 4 frames.
             index = buffer.store_frame(obs)
-            epsilon = linear_epsilon(config, step)
+            epsilon = epsilon_at(step)
             if rng.random() < epsilon:
                 action = int(rng.integers(num_actions))
             else:
-                action = greedy_action(online_dqn, buffer.fetch_last_state(), device, autocast_dtype)
+                action = greedy_action(online_dqn, buffer.fetch_last_state(), autocast_dtype)
             obs, reward, terminated, truncated, info = env.step(action)
             buffer.store_action_reward_done(index, action, reward, terminated)  # terminated includes a lost life
 
@@ -455,36 +398,28 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
             # Learn: one gradient step on a uniform minibatch every acting_learning_step_ratio steps.
             if step > learning_starts and step % config.acting_learning_step_ratio == 0:
                 batch = to_device(buffer.fetch_random_states(config.batch_size), device)
-                loss = dqn_loss(online_dqn, target_dqn, batch, config.gamma, autocast_dtype)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
                 num_updates += 1
-                if num_updates % nonfinite_check_every == 0 and not torch.isfinite(loss):
+                log_grads = bool(config.grads_log_freq) and num_updates % config.grads_log_freq == 0
+                try:
+                    loss, norms = gradient_step(
+                        online_dqn, target_dqn, optimizer, batch, config.gamma, config.grad_clipping_value,
+                        autocast_dtype, check_finite=num_updates % nonfinite_check_every == 0, want_grad_norms=log_grads,
+                    )
+                except NonFiniteError:
                     bad = atomic_torch_save(snapshot(step), run_checkpoints / f"nonfinite_step_{step}.pth")
                     raise NonFiniteError(
                         f"non-finite loss at agent step {step} (update {num_updates}); the last good checkpoint is "
                         f"kept in {run_checkpoints}, this state is in {bad} for debugging"
-                    )
-                if config.grads_log_freq and num_updates % config.grads_log_freq == 0:  # raw norms, before clipping
-                    for name, norm in gradient_norms(online_dqn).items():
-                        writer.add_scalar(f"grad_norms/{name}", norm.item(), num_updates)
-                if config.grad_clipping_value > 0:
-                    torch.nn.utils.clip_grad_norm_(online_dqn.parameters(), config.grad_clipping_value)
-                optimizer.step()
+                    ) from None
+                for name, norm in (norms or {}).items():  # raw norms, before clipping
+                    writer.add_scalar(f"grad_norms/{name}", norm.item(), num_updates)
 
             if step % config.target_dqn_update_interval == 0:
                 update_target(online_dqn, target_dqn, config.tau)
 
             # Evaluation under the Nature protocol on its own env; with it on, it picks the best model.
             if config.eval_freq and step % config.eval_freq == 0:
-                result = evaluate(online_dqn, config.env_id, config.eval_episodes, seed=config.seed + step, autocast_dtype=autocast_dtype)
-                eval_mean = float(np.mean(result.returns))
-                writer.add_scalar("Eval/mean_return", eval_mean, step)
-                writer.add_scalar("Eval/std_return", float(np.std(result.returns)), step)
-                progress.write(f"step {step}: evaluation over {config.eval_episodes} games: mean {eval_mean:.2f}")
-                if eval_mean > best_eval_return:
-                    best_eval_return = eval_mean
-                    save_best_model(step, {"eval_mean_return": eval_mean})
+                evaluate_and_keep_best(step)
 
             # Logging and checkpoints (the only places that synchronise with the device).
             if config.log_freq and step % config.log_freq == 0:
@@ -504,6 +439,11 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
             progress.update(1)
             if stop.requested:
                 break
+        if step != start_step:  # a run always ends with its model evaluated and a best model on disk
+            if config.eval_freq and last_eval_step != step:
+                evaluate_and_keep_best(step)
+            if not best_model_path.exists():
+                save_best_model(step, {"mean_return": float(np.mean(episode_returns)) if episode_returns else float("nan")})
         if step != start_step and not (config.checkpoint_freq and step % config.checkpoint_freq == 0):
             save_checkpoint(step)  # the final (or interrupted) state is always saved
     finally:

@@ -20,22 +20,21 @@ import torch
 from _common import machine, median_seconds, real_frames
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from models.definitions.DQN import DQN
-from train_DQN_script import (
-    dqn_loss,
+from train_DQN_script import parse_config, train_dqn
+from utils.dqn_agent import (
+    gradient_step,
     greedy_action,
+    make_networks,
     make_optimizer,
-    parse_config,
     pick_device_and_precision,
     to_device,
-    train_dqn,
 )
 from utils.env_wrappers import make_atari_env
 from utils.replay_buffer import ReplayBuffer
 
 
 def component_times(config: argparse.Namespace, repeats: int) -> dict[str, float]:
-    device, autocast_dtype = pick_device_and_precision(config)
+    device, autocast_dtype = pick_device_and_precision(config.device, config.precision)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     env = make_atari_env(config.env_id)
     env.reset(seed=0)
@@ -50,24 +49,18 @@ def component_times(config: argparse.Namespace, repeats: int) -> dict[str, float
     for i, frame in enumerate(real_frames(config.env_id, 20_000)):
         slot = buffer.store_frame(frame)
         buffer.store_action_reward_done(slot, i % 4, 0.0, i % 500 == 499)
-    online, target = DQN(int(env.action_space.n)).to(device), DQN(int(env.action_space.n)).to(device)
-    if device.type == "cpu":
-        online = online.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(config, online.parameters())
+    online, target = make_networks(int(env.action_space.n), device)
+    optimizer = make_optimizer(config.optimizer, online.parameters(), config.learning_rate)
     state = buffer.fetch_last_state()
 
     def update() -> None:
         batch = to_device(buffer.fetch_random_states(config.batch_size), device)
-        loss = dqn_loss(online, target, batch, config.gamma, autocast_dtype)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(online.parameters(), config.grad_clipping_value)
-        optimizer.step()
+        gradient_step(online, target, optimizer, batch, config.gamma, config.grad_clipping_value, autocast_dtype)
 
     sample_s = median_seconds(lambda: buffer.fetch_random_states(config.batch_size), repeats)
     times = {
         "env_step_ms": median_seconds(env_step, repeats) * 1e3,
-        "action_forward_ms": median_seconds(lambda: greedy_action(online, state, device, autocast_dtype), repeats, sync=sync) * 1e3,
+        "action_forward_ms": median_seconds(lambda: greedy_action(online, state, autocast_dtype), repeats, sync=sync) * 1e3,
         "replay_sample_32_ms": sample_s * 1e3,
         "gradient_update_32_ms": (median_seconds(update, max(repeats // 4, 20), sync=sync) - sample_s) * 1e3,
     }
@@ -113,7 +106,7 @@ def main() -> None:
         "--replay_compression", args.replay_compression,
     ]
     config = parse_config(loop_argv)
-    device, autocast_dtype = pick_device_and_precision(config)
+    device, autocast_dtype = pick_device_and_precision(config.device, config.precision)
     times = component_times(config, args.repeats)
     # Greedy forward passes happen on (1 - epsilon) of the steps.
     per_step_ms = times["env_step_ms"] + (1 - args.epsilon) * times["action_forward_ms"] + (

@@ -18,24 +18,43 @@ def test_observations_are_single_84x84_uint8_frames(env_id: str) -> None:
 
 
 def test_noop_starts_are_random_and_within_30() -> None:
-    """AtariPreprocessing takes 1..30 no-ops on reset, then FIRE and action 2 are pressed (2 agent steps of 4 frames)."""
+    """AtariPreprocessing takes 1..30 no-ops on reset and nothing else: no FIRE is pressed for the agent."""
     env = make_atari_env("PongNoFrameskip-v4", training=False)
     frames = set()
     env.reset(seed=0)
     for _ in range(40):
         _, info = env.reset()
-        frames.add(info["episode_frame_number"] - 2 * 4)
+        frames.add(info["episode_frame_number"])
     assert all(1 <= f <= 30 for f in frames)
     assert len(frames) > 10  # random, not a fixed count
     env.close()
 
 
-def test_fire_reset_launches_breakout() -> None:
-    env = make_atari_env("BreakoutNoFrameskip-v4", training=True)
-    assert type(env.unwrapped).__name__ == "AtariEnv"
-    _, info = env.reset(seed=0)
-    # FIRE + action 2 were pressed after the no-ops: 2 more agent steps of 4 frames each.
-    assert info["episode_frame_number"] >= 1 + 2 * 4
+def lives_lost_by(env, actions: list[int]) -> int:
+    """Play `actions` through env (continuing past life-loss terminals as training does); lives lost on the way."""
+    lost = 0
+    for action in actions:
+        lives = env.unwrapped.ale.lives()
+        _, _, terminated, truncated, _ = env.step(action)
+        lost += int(env.unwrapped.ale.lives() < lives)
+        if terminated or truncated:
+            env.reset()
+    return lost
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_breakout_waits_for_the_agent_to_serve_after_a_lost_life(training: bool) -> None:
+    """Training and evaluation stacks give the same mechanics: nothing serves for the agent, ever.
+
+    FIRE serves, 400 NOOPs miss the ball (a life is lost), 400 more NOOPs lose nothing (the ball
+    waits, in both stacks), and one FIRE then serves again so the next NOOPs lose a life.
+    """
+    env = make_atari_env("BreakoutNoFrameskip-v4", training=training)
+    env.reset(seed=0)
+    assert lives_lost_by(env, [0] * 400) == 0  # no serve at the start of the game either
+    assert lives_lost_by(env, [1] + [0] * 400) == 1
+    assert lives_lost_by(env, [0] * 400) == 0
+    assert lives_lost_by(env, [1] + [0] * 400) == 1
     env.close()
 
 
@@ -44,7 +63,7 @@ def test_life_loss_is_terminal_for_bootstrapping_but_not_for_episode_stats() -> 
     env.reset(seed=0)
     life_losses, episode = 0, None
     for _ in range(5000):
-        _, _, terminated, truncated, info = env.step(0)  # NOOP: the ball is missed, lives run out
+        _, _, terminated, truncated, info = env.step(1)  # FIRE: serves, never moves, so the ball is missed
         if info["life_loss"]:
             assert terminated
             assert "episode" not in info

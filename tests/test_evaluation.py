@@ -56,6 +56,21 @@ def test_training_with_eval_freq_logs_eval_and_picks_best_by_it(trained_run: tup
     assert best["step"] == max(evals, key=lambda e: (e.value, -e.step)).step
 
 
+def test_a_run_shorter_than_eval_freq_still_evaluates_and_leaves_a_best_model(tmp_path: Path) -> None:
+    config = parse_config([
+        "--env_id", ENV_ID, "--num_of_training_steps", "300", "--num_warmup_steps", "200",
+        "--replay_buffer_size", "1000", "--eval_freq", "250000", "--eval_episodes", "1",
+        "--log_freq", "0", "--console_log_freq", "0", "--checkpoint_freq", "0", "--grads_log_freq", "0",
+        "--device", "cpu", "--output_dir", str(tmp_path), "--run_name", "short", "--seed", "5",
+    ])
+    summary = train_dqn(config)
+    events = EventAccumulator(str(tmp_path / "runs" / "short"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("Eval/mean_return")] == [300]
+    best = load_checkpoint(summary["best_model_path"])
+    assert best["step"] == 300 and "eval_mean_return" in best
+
+
 def test_protocol_full_games_noops_and_epsilon() -> None:
     result = evaluate(noop_dqn(), ENV_ID, num_episodes=3, seed=0)
     assert all(1 <= n <= 30 for n in result.noops)

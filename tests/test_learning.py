@@ -8,8 +8,9 @@ from gymnasium.wrappers import FrameStackObservation
 
 from models.definitions.DQN import DQN
 from tests.tiny_env import make_side_task
-from train_DQN_script import dqn_loss, parse_config, train_dqn
+from train_DQN_script import parse_config, train_dqn
 from utils.checkpoints import load_checkpoint
+from utils.dqn_agent import Batch, dqn_loss
 
 
 def play(policy, episodes: int, seed: int) -> float:
@@ -70,7 +71,7 @@ def test_bf16_and_fp32_agree_on_greedy_actions_and_loss(trained_side_task: DQN) 
         with torch.autocast("cpu", dtype=torch.bfloat16):
             q16 = trained_side_task(states_t)
     assert torch.equal(q32.argmax(1), q16.argmax(1))
-    batch = [states_t[:-1], torch.randint(0, 2, (255,)), torch.ones(255), states_t[1:], torch.zeros(255, dtype=torch.bool)]
+    batch = Batch(states_t[:-1], torch.randint(0, 2, (255,)), torch.ones(255), states_t[1:], torch.zeros(255, dtype=torch.bool))
     with torch.no_grad():
         loss32 = dqn_loss(trained_side_task, trained_side_task, batch, 0.9, None)
         loss16 = dqn_loss(trained_side_task, trained_side_task, batch, 0.9, torch.bfloat16)

@@ -14,6 +14,7 @@ import torch
 
 import evaluate_DQN_script
 import train_DQN_script
+from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
 from utils.checkpoints import (
     CheckpointError,
@@ -71,7 +72,7 @@ def test_kill_9_then_resume_finishes_from_the_checkpoint(tmp_path: Path) -> None
     last = load_checkpoint(list_checkpoints(folder, "BreakoutNoFrameskip-v4")[-1])
     assert last["step"] == killed_at + 600
     assert last["num_updates"] == load_checkpoint(first)["num_updates"] + (600 - 200) // 4
-    model = train_dqn.__globals__["DQN"](last["num_actions"])
+    model = DQN(last["num_actions"])
     model.load_state_dict(last["state_dict"])
 
 

@@ -5,11 +5,14 @@ make_atari_env composes, in this order, on a `*NoFrameskip-v4` id (frameskip 1, 
                         last 2 frames, 84x84 grayscale uint8 (gymnasium)
   RecordEpisodeStatistics  the real game's unclipped score and length in info["episode"] (gymnasium)
   EpisodicLifeEnv       training only: a lost life is terminal for bootstrapping (written here)
-  FireResetEnv          presses FIRE after a reset, for games that wait for it (written here)
   TransformReward(sign) training only: rewards clipped to {-1, 0, 1} (gymnasium)
   TimeLimit             evaluation only: episodes capped at max_episode_frames / 4 agent steps
 Observations are single (84, 84) uint8 frames; the 4-frame stack is built by the replay buffer
 (training) or FrameStackObservation (evaluation).
+
+No FIRE is ever pressed for the agent, as in the Nature paper and Dopamine: in games that wait
+for FIRE (Breakout) the agent learns to serve, at the start of a game and after each lost life,
+and training and evaluation give it exactly the same mechanics.
 """
 from __future__ import annotations
 
@@ -80,23 +83,6 @@ class EpisodicLifeEnv(gym.Wrapper):
         return obs, info
 
 
-class FireResetEnv(gym.Wrapper):
-    """Press FIRE (then action 2, as DeepMind's code) after reset, for games that need it to start."""
-
-    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        self.env.reset(**kwargs)
-        for action in (1, 2):
-            obs, _, terminated, truncated, info = self.env.step(action)
-            if terminated or truncated:
-                obs, info = self.env.reset(**kwargs)
-        return obs, info
-
-
-def needs_fire_reset(env: gym.Env) -> bool:
-    meanings = env.unwrapped.get_action_meanings()
-    return len(meanings) >= 3 and meanings[1] == "FIRE"
-
-
 def make_atari_env(
     env_id: str,
     training: bool = True,
@@ -110,8 +96,6 @@ def make_atari_env(
     env = RecordEpisodeStatistics(env)
     if training:
         env = EpisodicLifeEnv(env)
-    if needs_fire_reset(env):
-        env = FireResetEnv(env)
     if training:
         env = TransformReward(env, lambda r: float(np.sign(r)))
     if max_episode_frames is not None:
@@ -155,7 +139,8 @@ def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
     ale_state.__setstate__(state["ale"].numpy().tobytes())
     env.unwrapped.ale.restoreState(ale_state)
     env.unwrapped.np_random.bit_generator.state = state["np_random"]
-    for wrapper, values in zip(_chain(env), state["wrappers"]):
+    stateful = [w for w in _chain(env) if _WRAPPER_STATE.get(type(w))]
+    for wrapper, values in zip(stateful, [v for v in state["wrappers"] if v], strict=True):
         for attr, value in values.items():
             if isinstance(value, torch.Tensor):  # arrays, or lists of arrays (AtariPreprocessing.obs_buffer)
                 value = list(value.numpy().copy()) if isinstance(getattr(wrapper, attr), list) else value.numpy().copy()

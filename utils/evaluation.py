@@ -1,8 +1,10 @@
 """The Nature paper's evaluation protocol, shared by evaluate_DQN_script.py and training (--eval_freq).
 
 Protocol (Mnih et al., 2015, Methods): epsilon-greedy with epsilon 0.05, up to 30 random no-op
-starts, full games (all lives; no episodic life, no FIRE-on-life-loss), the unclipped game score,
-each episode capped at 18,000 frames (5 minutes of play at 60 Hz = 4,500 agent steps).
+starts, full games (all lives; no episodic life), the unclipped game score, each episode capped at
+18,000 frames (5 minutes of play at 60 Hz = 4,500 agent steps). As in training, no FIRE is pressed
+for the agent. Greedy actions come from the learner's `greedy_action` at the precision training
+uses, so the policy that is scored is the policy that training picked.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import numpy as np
 import torch
 from gymnasium.wrappers import FrameStackObservation
 
-from models.definitions.DQN import DQN, precision_context
-from utils.env_wrappers import FRAME_SKIP, make_atari_env
+from models.definitions.DQN import DQN
+from utils.dqn_agent import greedy_action
+from utils.env_wrappers import make_atari_env
 
 # Nature paper, Extended Data Table 2: random play, professional human tester, DQN (mean scores).
 NATURE_SCORES: dict[str, dict[str, float]] = {
@@ -97,14 +100,12 @@ def evaluate(
     )
     env = FrameStackObservation(env, stack_size=4, padding_type="zero")
     rng = np.random.default_rng(seed)
-    device = next(dqn.parameters()).device
     result = EvalResult(returns=[], lengths=[], noops=[], game_over=[])
     was_training = dqn.training
     dqn.eval()
     for episode in range(num_episodes):
         obs, info = env.reset(seed=seed + episode)
-        fire_frames = 2 * FRAME_SKIP if env.unwrapped.get_action_meanings()[1] == "FIRE" else 0
-        result.noops.append(int(info["episode_frame_number"]) - fire_frames)
+        result.noops.append(int(info["episode_frame_number"]))
         recording = record_first and episode == 0
         if recording:
             result.frames.append(env.render())
@@ -114,8 +115,7 @@ def evaluate(
                 action = int(rng.integers(env.action_space.n))
                 result.random_actions += 1
             else:
-                with torch.no_grad(), precision_context(device.type, autocast_dtype):
-                    action = int(dqn(torch.from_numpy(np.asarray(obs)).unsqueeze(0).to(device)).argmax(dim=1).item())
+                action = greedy_action(dqn, obs, autocast_dtype)
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             length += 1

@@ -1,4 +1,4 @@
-"""Logging and visuals: gradient norms for TensorBoard and the --debug view of what the agent sees."""
+"""The --debug view of what the agent sees: the 4 stacked frames beside the game frame."""
 from __future__ import annotations
 
 import os
@@ -10,19 +10,6 @@ if not os.environ.get("DISPLAY"):
     matplotlib.use("Agg")  # no display: draw off-screen, write PNGs
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from torch import nn
-
-
-def gradient_norms(model: nn.Module) -> dict[str, torch.Tensor]:
-    """L2 norm of each parameter's gradient (e.g. 'cnn.0.weight') and of the whole gradient ('total').
-
-    Call between backward() and clipping so the norms are the raw ones. Values stay on the
-    device (no synchronisation); call .item() only when writing them.
-    """
-    norms = {name: p.grad.detach().norm(2) for name, p in model.named_parameters() if p.grad is not None}
-    norms["total"] = torch.linalg.vector_norm(torch.stack(list(norms.values())), 2)
-    return norms
 
 
 class DebugVisualizer:

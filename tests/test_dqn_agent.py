@@ -1,0 +1,136 @@
+"""The learner's rules against hand-computed numbers and an fp32 reference: loss, epsilon, target sync,
+the paper's RMSProp, and Q-values that bf16 never rounds into ties."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.wrappers import FrameStackObservation
+
+from models.definitions.DQN import DQN
+from utils.checkpoints import load_checkpoint
+from utils.constants import PRETRAINED_PATH
+from utils.dqn_agent import Batch, DeepMindRMSprop, dqn_loss, greedy_action, linear_epsilon, update_target
+from utils.env_wrappers import make_atari_env
+
+
+class FixedQ(torch.nn.Module):
+    """A 'network' that returns given Q-values whatever the states (for hand-computed losses)."""
+
+    def __init__(self, q: list[list[float]]) -> None:
+        super().__init__()
+        self.q = torch.nn.Parameter(torch.tensor(q))
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.q
+
+
+def test_loss_on_a_two_sample_batch_matches_hand_computation() -> None:
+    online = FixedQ([[1.0, 2.0], [0.5, -1.0]])
+    target = FixedQ([[3.0, 4.0], [10.0, 20.0]])
+    states = torch.zeros(2, 4, 84, 84, dtype=torch.uint8)
+    batch = Batch(states, torch.tensor([1, 0]), torch.tensor([1.0, -1.0]), states, torch.tensor([False, True]))
+    # Sample 0: target 1 + 0.9 * max(3, 4) = 4.6, Q(s, a=1) = 2 -> |error| 2.6 > 1: Huber 2.6 - 0.5 = 2.1.
+    # Sample 1 is terminal: target is r alone = -1, Q(s, a=0) = 0.5 -> |error| 1.5: Huber 1.0.
+    loss = dqn_loss(online, target, batch, gamma=0.9, autocast_dtype=None)
+    assert loss.item() == pytest.approx((2.1 + 1.0) / 2)
+    loss.backward()
+    # d(mean Huber)/dQ for |error| > 1 is sign(error) / 2: only the taken actions get a gradient.
+    torch.testing.assert_close(online.q.grad, torch.tensor([[0.0, -0.5], [0.5, 0.0]]))
+    assert target.q.grad is None
+
+
+def test_epsilon_during_warmup_mid_decay_and_after() -> None:
+    schedule = dict(warmup_steps=1000, start=1.0, end=0.1, duration=500)
+    assert linear_epsilon(1, **schedule) == 1.0
+    assert linear_epsilon(1000, **schedule) == 1.0
+    assert linear_epsilon(1250, **schedule) == pytest.approx(0.55)
+    assert linear_epsilon(1500, **schedule) == pytest.approx(0.1)
+    assert linear_epsilon(10_000, **schedule) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("tau, expected", [(1.0, 3.0), (0.5, 2.0)])
+def test_target_update_copies_or_moves_halfway(tau: float, expected: float) -> None:
+    online, target = DQN(3), DQN(3)
+    with torch.no_grad():
+        for p in online.parameters():
+            p.fill_(3.0)
+        for p in target.parameters():
+            p.fill_(1.0)
+    update_target(online, target, tau)
+    for p in target.parameters():
+        assert torch.all(p == expected)
+
+
+def test_rmsprop_is_the_papers_update_with_eps_inside_the_root() -> None:
+    """Three steps by hand: g_avg, g2_avg as decayed means, step = lr * g / sqrt(g2_avg - g_avg^2 + eps)."""
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    optimizer = DeepMindRMSprop([w], lr=2.5e-4, decay=0.95, eps=0.01)
+    expected, g_avg, g2_avg = 1.0, 0.0, 0.0
+    for grad in (2.0, -1.0, 0.5):
+        w.grad = torch.tensor([grad])
+        optimizer.step()
+        g_avg = 0.95 * g_avg + 0.05 * grad
+        g2_avg = 0.95 * g2_avg + 0.05 * grad**2
+        expected -= 2.5e-4 * grad / math.sqrt(g2_avg - g_avg**2 + 0.01)
+        assert w.item() == pytest.approx(expected, rel=1e-6)
+    # First step, written out: g_avg 0.1, g2_avg 0.2 -> 1 - 2.5e-4 * 2 / sqrt(0.2 - 0.01 + 0.01) = 0.998882...
+    torch_centered = torch.optim.RMSprop([torch.nn.Parameter(torch.tensor([1.0]))], lr=2.5e-4, alpha=0.95, eps=0.01, centered=True)
+    p = torch_centered.param_groups[0]["params"][0]
+    p.grad = torch.tensor([2.0])
+    torch_centered.step()
+    assert 1.0 - 2.5e-4 * 2 / math.sqrt(0.2) == pytest.approx(0.998882, abs=1e-6)
+    assert p.item() != pytest.approx(0.998882, abs=1e-6)  # torch's eps sits outside the root: not the paper's
+
+
+@pytest.fixture(scope="module")
+def pong_model_and_states() -> tuple[DQN, torch.Tensor]:
+    """The committed Pong model and 600 real states it visits (epsilon 0.05)."""
+    checkpoint = load_checkpoint(PRETRAINED_PATH / "dqn_PongNoFrameskip-v4_cpu_fast.pth")
+    dqn = DQN(checkpoint["num_actions"])
+    dqn.load_state_dict(checkpoint["state_dict"])
+    env = FrameStackObservation(make_atari_env("PongNoFrameskip-v4", training=False), stack_size=4, padding_type="zero")
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    states = []
+    for _ in range(600):
+        states.append(np.asarray(obs))
+        action = int(rng.integers(6)) if rng.random() < 0.05 else greedy_action(dqn, obs, None)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    return dqn, torch.from_numpy(np.stack(states))
+
+
+def ties(q: torch.Tensor) -> torch.Tensor:
+    return (q == q.max(dim=1, keepdim=True).values).sum(dim=1) > 1
+
+
+def test_bf16_picks_the_fp32_greedy_actions_when_q_values_are_near_10(pong_model_and_states: tuple[DQN, torch.Tensor]) -> None:
+    """Breakout-sized values: the Pong model's outputs offset by +10. A bf16 head would tie ~80% of states here."""
+    dqn, states = pong_model_and_states
+    with torch.no_grad():
+        dqn.fc[2].bias += 10.0
+        try:
+            q32 = dqn(states)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                q16 = dqn(states)
+        finally:
+            dqn.fc[2].bias -= 10.0
+    assert q16.dtype == torch.float32 and q32.abs().mean() > 8
+    agreement = (q16.argmax(dim=1) == q32.argmax(dim=1)).float().mean().item()
+    assert agreement >= 0.99, agreement
+    assert not torch.any(ties(q16) & ~ties(q32))
+
+
+def test_bf16_loss_targets_are_fp32(pong_model_and_states: tuple[DQN, torch.Tensor]) -> None:
+    dqn, states = pong_model_and_states
+    batch = Batch(states[:-1], torch.zeros(599, dtype=torch.long), torch.zeros(599), states[1:], torch.zeros(599, dtype=torch.bool))
+    with torch.no_grad():
+        loss32 = dqn_loss(dqn, dqn, batch, 0.99, None)
+        loss16 = dqn_loss(dqn, dqn, batch, 0.99, torch.bfloat16)
+    assert loss16.dtype == torch.float32
+    assert loss16.item() == pytest.approx(loss32.item(), rel=0.05)
