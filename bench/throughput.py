@@ -7,11 +7,16 @@ forward pass, one replay sample of 32, one gradient update of 32 (online forward
 forward, optimizer step). bound = 1 / (env + forward + (sample + update) / ratio) agent steps/s.
 Then runs train_dqn itself for --steps agent steps after its warmup, at constant epsilon
 (`--epsilon`), and reports its steps/s (from its own FPS log) and efficiency = measured / bound.
+
+Against the machine: the peak of a large GEMM (bf16 and fp32) is measured, the update's FLOPs are
+counted from the network's layer shapes (online forward, backward without the input's gradient,
+target forward), and roofline_update_ms = FLOPs / peak; the fraction reached is roofline / measured.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import torch
 from _common import machine, median_seconds, real_frames
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
 from utils.dqn_agent import (
     gradient_step,
@@ -68,6 +74,32 @@ def component_times(config: argparse.Namespace, repeats: int) -> dict[str, float
     return times
 
 
+def matmul_peak_flops(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of an n x n x n matrix product in dtype: this machine's practical compute peak."""
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return 2 * n**3 / median_seconds(lambda: a @ b, repeats, sync=sync)
+
+
+def update_flops(num_actions: int, batch_size: int) -> float:
+    """FLOPs of one update: online forward + backward (weight grads; input grads except the first layer's) + target forward."""
+    dqn = DQN(num_actions)
+    macs: list[int] = []
+
+    def count(layer: torch.nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        per_output = layer.in_features if isinstance(layer, torch.nn.Linear) else layer.in_channels * math.prod(layer.kernel_size)
+        macs.append(output.numel() * per_output)
+
+    for layer in dqn.modules():
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            layer.register_forward_hook(count)
+    with torch.no_grad():
+        dqn(torch.zeros(batch_size, 4, 84, 84, dtype=torch.uint8))
+    forward = 2 * sum(macs)
+    first_layer = 2 * macs[0]
+    return forward + (2 * forward - first_layer) + forward
+
+
 def measured_loop(config_argv: list[str], steps: int, warmup: int) -> float:
     """Agent steps/s of train_dqn after warmup, from its own FPS scalar (windows of steps / 4)."""
     with tempfile.TemporaryDirectory() as out:
@@ -108,6 +140,10 @@ def main() -> None:
     config = parse_config(loop_argv)
     device, autocast_dtype = pick_device_and_precision(config.device, config.precision)
     times = component_times(config, args.repeats)
+    peaks = {name: matmul_peak_flops(dtype, device) for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
+    peak = peaks["bf16" if autocast_dtype is not None else "fp32"]
+    flops = update_flops(4, 32)
+    roofline_ms = flops / peak * 1e3
     # Greedy forward passes happen on (1 - epsilon) of the steps.
     per_step_ms = times["env_step_ms"] + (1 - args.epsilon) * times["action_forward_ms"] + (
         times["replay_sample_32_ms"] + times["gradient_update_32_ms"]) / args.ratio
@@ -122,6 +158,10 @@ def main() -> None:
         "epsilon": args.epsilon,
         "replay_compression": args.replay_compression,
         **{k: round(v, 4) for k, v in times.items()},
+        "matmul_peak_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
+        "update_gflop": round(flops / 1e9, 3),
+        "roofline_update_ms": round(roofline_ms, 2),
+        "update_fraction_of_roofline": round(roofline_ms / times["gradient_update_32_ms"], 3),
         "bound_steps_per_s": round(bound, 1),
         "measured_steps_per_s": round(measured, 1),
         "efficiency": round(measured / bound, 3),
