@@ -2,7 +2,7 @@
 
     python evaluate_DQN_script.py --model dqn_PongNoFrameskip-v4_000000.pth --record
 
---model is a file name in models/binaries/ (or models/pretrained/) or any path. Prints mean, std,
+--model is a file name in models/binaries/ (under --output_dir, as in training) or models/pretrained/, or any path. Prints mean, std,
 median, min, max and the human-normalised score, and writes them as JSON to data/eval/.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from models.definitions.DQN import DQN
 from utils.checkpoints import CheckpointError, atomic_write, load_checkpoint
 from utils.cli import OneLineArgumentParser, fail, positive_int, unit_float
-from utils.constants import BINARIES_PATH, DATA_DIR_PATH, PRETRAINED_PATH
+from utils.constants import PRETRAINED_PATH, ROOT_PATH, RunPaths
 from utils.dqn_agent import pick_device_and_precision
 from utils.env_wrappers import FRAME_SKIP, EnvIdError, make_atari_env, validate_env_id
 from utils.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES, evaluate
@@ -25,12 +25,13 @@ from utils.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES, evaluate
 GAME_FPS = 60 / FRAME_SKIP  # one recorded frame per agent step: 15 per second is the game's real speed
 
 
-def resolve_model_path(model: str) -> Path:
-    """A path as given, else the name looked up in models/binaries/ then models/pretrained/."""
-    for candidate in (Path(model), BINARIES_PATH / model, PRETRAINED_PATH / model):
+def resolve_model_path(model: str, output_dir: Path = ROOT_PATH) -> Path:
+    """A path as given, else the name looked up in <output_dir>/models/binaries/ then models/pretrained/."""
+    binaries = RunPaths(output_dir).binaries
+    for candidate in (Path(model), binaries / model, PRETRAINED_PATH / model):
         if candidate.is_file():
             return candidate
-    raise CheckpointError(f"model '{model}' not found as a path, in {BINARIES_PATH} or in {PRETRAINED_PATH}")
+    raise CheckpointError(f"model '{model}' not found as a path, in {binaries} or in {PRETRAINED_PATH}")
 
 
 def load_model(path: Path, env_id: str | None, device: torch.device) -> tuple[DQN, str]:
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epsilon", type=unit_float, default=EVAL_EPSILON, help="the Nature protocol uses 0.05")
     p.add_argument("--max_episode_frames", type=positive_int, default=EVAL_MAX_EPISODE_FRAMES, help="cap per game (18,000 = 5 min)")
     p.add_argument("--record", action="store_true", help="write the first game as a GIF and an MP4 under data/")
-    p.add_argument("--output", type=Path, default=None, help="JSON path (default data/eval/<model>.json)")
+    p.add_argument("--output", type=Path, default=None, help="JSON path (default <output_dir>/data/eval/<model>.json)")
+    p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="the training's --output_dir: models/binaries and data/ under it")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="as in training: auto = bf16 on CUDA and native-bf16 CPUs")
     args = p.parse_args(argv)
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     device, autocast_dtype = pick_device_and_precision(args.device, args.precision)
 
     try:
-        path = resolve_model_path(args.model)
+        path = resolve_model_path(args.model, args.output_dir)
         dqn, env_id = load_model(path, args.env_id, device)
     except (CheckpointError, EnvIdError) as e:
         fail(str(e))
@@ -94,11 +96,12 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype)
     precision = "bf16" if autocast_dtype is not None else "fp32"
     summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon, "max_episode_frames": args.max_episode_frames, "seed": args.seed}
-    output = args.output or DATA_DIR_PATH / "eval" / f"{path.stem}.json"
+    data = RunPaths(args.output_dir).data
+    output = args.output or data / "eval" / f"{path.stem}.json"
     try:
         atomic_write(output, lambda f: f.write(json.dumps(summary, indent=2).encode()))
         if args.record:
-            summary["recording"] = [str(p) for p in write_recording(result.frames, DATA_DIR_PATH / f"{path.stem}_{env_id}")]
+            summary["recording"] = [str(p) for p in write_recording(result.frames, data / f"{path.stem}_{env_id}")]
     except OSError as e:
         fail(f"cannot write results: {e}")
     hns = summary["human_normalized_score"]

@@ -1,23 +1,27 @@
 """Plot learning curves of one or more TensorBoard runs into data/plots/.
 
     python plot_results.py runs/pong_cpu_fast --env_id PongNoFrameskip-v4
+    python plot_results.py pong_r1 --output_dir ~/dqn_runs      # a run name under <output_dir>/runs/
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from utils.cli import OneLineArgumentParser, fail
-from utils.constants import DATA_DIR_PATH
+from utils.constants import ROOT_PATH, RunPaths
 from utils.plotting import plot_runs
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     p = OneLineArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dirs", nargs="+", type=Path, help="runs/<run_name> folders; several overlay on one figure")
+    p.add_argument("run_dirs", nargs="+", type=Path, help="runs/<run_name> folders or run names; several overlay on one figure")
     p.add_argument("--env_id", default=None, help="draws the Nature DQN, human and random scores when the game is known")
     p.add_argument("--name", default=None, help="file name prefix (default: the run names joined)")
-    p.add_argument("--out_dir", type=Path, default=DATA_DIR_PATH / "plots")
+    p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="the training's --output_dir: run names are looked up in its runs/")
+    p.add_argument("--out_dir", type=Path, default=None, help="where the PNGs go (default <output_dir>/data/plots)")
     args = p.parse_args(argv)
+    args.run_dirs = [d if d.is_dir() else RunPaths(args.output_dir, str(d)).tensorboard for d in args.run_dirs]
+    args.out_dir = args.out_dir or RunPaths(args.output_dir).data / "plots"
     missing = [str(d) for d in args.run_dirs if not any(Path(d).glob("events.out.tfevents.*"))]
     if missing:
         fail(f"no TensorBoard event file in: {', '.join(missing)}")

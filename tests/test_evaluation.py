@@ -84,13 +84,15 @@ def test_frame_cap_ends_games() -> None:
     assert result.lengths == [100, 100] and result.game_over == [False, False]
 
 
-def test_evaluator_script_json_gif_and_mp4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evaluate_DQN_script, "DATA_DIR_PATH", tmp_path)
-    model_path = tmp_path / "tiny.pth"
+def test_evaluator_script_json_gif_and_mp4(tmp_path: Path) -> None:
+    """A model found by name in <output_dir>/models/binaries/, results written under <output_dir>/data/."""
+    model_path = tmp_path / "models" / "binaries" / "tiny.pth"
     atomic_torch_save({"state_dict": noop_dqn().state_dict(), "env_id": ENV_ID, "num_actions": 4}, model_path)
-    summary = evaluate_DQN_script.main(["--model", str(model_path), "--num_episodes", "2", "--max_episode_frames", "800", "--record"])
+    summary = evaluate_DQN_script.main([
+        "--model", "tiny.pth", "--output_dir", str(tmp_path), "--num_episodes", "2", "--max_episode_frames", "800", "--record",
+    ])
 
-    written = json.loads((tmp_path / "eval" / "tiny.json").read_text())
+    written = json.loads((tmp_path / "data" / "eval" / "tiny.json").read_text())
     for key in ("mean", "std", "median", "min", "max", "human_normalized_score", "returns", "env_id", "epsilon"):
         assert key in written
     assert written["epsilon"] == 0.05 and written["num_episodes"] == 2 and written["env_id"] == ENV_ID
@@ -98,6 +100,7 @@ def test_evaluator_script_json_gif_and_mp4(tmp_path: Path, monkeypatch: pytest.M
     assert human_normalized_score("PongNoFrameskip-v4", 9.3) == pytest.approx(100.0)
 
     gif_path, mp4_path = (Path(p) for p in summary["recording"])
+    assert gif_path.parent == tmp_path / "data"
     steps = written["lengths_agent_steps"][0]
     mp4 = imageio.mimread(mp4_path, memtest=False)
     assert len(mp4) == steps + 1  # the reset frame, then one frame per agent step

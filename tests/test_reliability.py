@@ -163,7 +163,7 @@ BAD_TRAIN_INPUTS = {
     "missing resume": (["--resume", "no_such_run"], "neither a checkpoint file nor a run"),
     "truncated resume": (["--resume", "{truncated}"], "cannot load checkpoint"),
     "non-checkpoint resume": (["--resume", "{text}"], "cannot load checkpoint"),
-    "model file as resume": (["--resume", "{model}"], "not a training checkpoint"),
+    "model file without step or flags": (["--resume", "{model}"], "not a training checkpoint"),
     "foreign resume": (["--resume", "{checkpoint}", "--env_id", "BreakoutNoFrameskip-v4"], "is a checkpoint of PongNoFrameskip-v4"),
     "output dir not writable": (["--output_dir", "{a_file}/out"], "cannot be created"),
 }
@@ -215,3 +215,59 @@ def test_real_command_line_prints_no_traceback() -> None:
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "unknown --env_id 'Pong'" in result.stderr
+
+
+# ---- checkpoints from earlier versions, and going on from a model file -------------------------------------------
+LEGACY_COMMIT = "38732ee"  # the last commit before the training state was gathered into utils/training_state.py
+
+
+def test_a_checkpoint_written_before_the_refactor_still_resumes(tmp_path: Path) -> None:
+    """The code of LEGACY_COMMIT writes a checkpoint; today's code resumes it with its weights, counters and scores."""
+    old_tree = tmp_path / "old"
+    old_tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", LEGACY_COMMIT], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {LEGACY_COMMIT} is not in this clone's history")
+    subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+    out = tmp_path / "out"
+    old = subprocess.run(
+        [sys.executable, "train_DQN_script.py", *SMALL, "--output_dir", str(out), "--run_name", "legacy",
+         "--num_of_training_steps", "300", "--checkpoint_freq", "300", "--seed", "2", "--save_replay_buffer"],
+        cwd=old_tree, capture_output=True, text=True, timeout=600,
+    )
+    assert old.returncode == 0, old.stderr[-1500:]
+    written = load_checkpoint(list_checkpoints(out / "models" / "checkpoints" / "legacy", "BreakoutNoFrameskip-v4")[-1])
+
+    summary = train_dqn(parse_config(["--resume", "legacy", "--output_dir", str(out), "--num_of_training_steps", "400"]))
+    assert summary["steps"] == 400
+    assert summary["updates"] == written["num_updates"] + (400 - 300) // 4
+    resumed = load_checkpoint(list_checkpoints(out / "models" / "checkpoints" / "legacy", "BreakoutNoFrameskip-v4")[-1])
+    assert resumed["step"] == 400 and resumed["num_episodes"] >= written["num_episodes"]
+    assert resumed["episode_returns"][: len(written["episode_returns"])] == written["episode_returns"]
+    assert any(not torch.equal(resumed["state_dict"][k], written["state_dict"][k]) for k in written["state_dict"])
+
+
+def test_resume_from_a_weights_only_model_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A new machine has only the committed model: training goes on from its weights, step and flags."""
+    summary = train_dqn(parse_config([*SMALL, "--output_dir", str(tmp_path), "--run_name", "first", "--num_of_training_steps", "300",
+                                      "--checkpoint_freq", "0", "--seed", "4"]))
+    model_path = Path(summary["best_model_path"])
+    model = load_checkpoint(model_path)
+    assert "optimizer_state_dict" not in model and "random_states" not in model  # weights and identity only
+    other_machine = tmp_path / "elsewhere"
+    resumed = train_dqn(parse_config(["--resume", str(model_path), "--output_dir", str(other_machine),
+                                      "--num_of_training_steps", str(model["step"] + 250)]))
+    assert "refilling" in capsys.readouterr().out
+    assert resumed["steps"] == model["step"] + 250
+    start = model["step"]
+    updates_after_refill = len([t for t in range(start + 201, start + 251) if t % 4 == 0])  # a fresh 200-step warmup first
+    assert resumed["updates"] == model["num_updates"] + updates_after_refill
+    last = load_checkpoint(resumed["last_checkpoint"])
+    assert last["args"]["run_name"] == "first" and last["args"]["seed"] == 4  # the model's flags
+
+
+def test_preset_sets_visible_defaults_and_given_flags_win() -> None:
+    config = parse_config(["--preset", "pong", "--learning_rate", "3e-4", "--output_dir", "/tmp"])
+    assert config.env_id == "PongNoFrameskip-v4" and config.acting_learning_step_ratio == 1
+    assert config.replay_buffer_size == 100_000 and config.learning_rate == 3e-4
+    assert parse_config(["--output_dir", "/tmp"]).acting_learning_step_ratio == 4  # the paper's defaults stay defaults

@@ -118,7 +118,7 @@ def test_batch_shapes_and_dtypes() -> None:
 
 
 def test_wraparound_at_size_not_multiple_of_ratio_builds_small_stacks() -> None:
-    """Defect 8 of the original: near the wrap, a stack of ~N frames was built."""
+    """Near the wrap, a stack is 4 frames taken modulo N (never a slice of ~N frames)."""
     buffer = ReplayBuffer(1003, seed=0)
     for i in range(2 * 1003 + 2):
         slot = buffer.store_frame(np.full((84, 84), i % 251, np.uint8))
@@ -128,7 +128,7 @@ def test_wraparound_at_size_not_multiple_of_ratio_builds_small_stacks() -> None:
 
 
 def test_newest_slot_never_sampled_when_full() -> None:
-    """Defect 7 of the original: the newest slot (no next frame yet) was sampled once full."""
+    """The newest slot has no next frame yet, so it is never sampled, even when the buffer is full."""
     buffer = ReplayBuffer(10, seed=0)
     for i in range(25):
         slot = buffer.store_frame(np.full((84, 84), i, np.uint8))

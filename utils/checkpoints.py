@@ -68,10 +68,6 @@ def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dic
     return checkpoint
 
 
-def checkpoint_name(env_id: str, step: int) -> str:
-    return f"dqn_{env_id}_ckpt_steps_{step}.pth"
-
-
 def list_checkpoints(folder: Path, env_id: str) -> list[Path]:
     """Checkpoints of env_id in folder, oldest (fewest steps) first."""
     pattern = re.compile(rf"^dqn_{re.escape(env_id)}_ckpt_steps_(\d+)\.pth$")
@@ -87,7 +83,7 @@ def prune_checkpoints(folder: Path, env_id: str, keep: int) -> None:
 
 
 def next_binary_path(folder: Path, env_id: str) -> Path:
-    """models/binaries/dqn_<env_id>_<NNNNNN>.pth with the first free number (the original's naming)."""
+    """models/binaries/dqn_<env_id>_<NNNNNN>.pth with the next free number: a new run never overwrites a best model."""
     pattern = re.compile(rf"^dqn_{re.escape(env_id)}_(\d{{6}})\.pth$")
     taken = [int(m.group(1)) for p in Path(folder).glob("*.pth") if (m := pattern.match(p.name))]
     return Path(folder) / f"dqn_{env_id}_{max(taken, default=-1) + 1:06d}.pth"

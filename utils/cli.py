@@ -1,9 +1,10 @@
-"""Command-line edge: flag types that reject bad values, and one-line errors with exit code 2."""
+"""Command-line edge: flag types that reject bad values, one-line errors with exit code 2, and graceful stops."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -55,3 +56,23 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+class StopRequest:
+    """SIGINT/SIGTERM: the first asks the loop to finish its step and checkpoint; a second aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in self.previous:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint (again to abort now)", file=sys.stderr)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -1,9 +1,50 @@
-"""Where the project reads and writes (the original's layout), relative to the repository root."""
+"""Where the project reads and writes: the repository's fixed folders, and `RunPaths`, the one place
+that names every file a run writes under --output_dir (the repository root by default).
+
+    <output_dir>/models/checkpoints/<run_name>/dqn_<env_id>_ckpt_steps_<N>.pth   training checkpoints
+    <output_dir>/models/checkpoints/<run_name>/replay_buffer_steps_<N>.npz        with --save_replay_buffer
+    <output_dir>/models/binaries/dqn_<env_id>_<NNNNNN>.pth                        best model of each run
+    <output_dir>/runs/<run_name>/                                                 TensorBoard event files
+    <output_dir>/data/debug/<run_name>/, data/eval/, data/plots/                  --debug PNGs, evaluation JSON, plots
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT_PATH = Path(__file__).resolve().parent.parent
-BINARIES_PATH = ROOT_PATH / "models" / "binaries"  # best model of each run
-CHECKPOINTS_PATH = ROOT_PATH / "models" / "checkpoints"  # periodic training checkpoints
 PRETRAINED_PATH = ROOT_PATH / "models" / "pretrained"  # models committed to the repository
-DATA_DIR_PATH = ROOT_PATH / "data"  # debug frames, evaluation JSON, plots, GIFs
-RUNS_PATH = ROOT_PATH / "runs"  # TensorBoard event files, one folder per run
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files and folders of run `run_name` under `output_dir` (see the module docstring)."""
+
+    output_dir: Path
+    run_name: str = ""
+
+    @property
+    def checkpoints(self) -> Path:
+        return Path(self.output_dir) / "models" / "checkpoints" / self.run_name
+
+    def checkpoint(self, env_id: str, step: int) -> Path:
+        return self.checkpoints / f"dqn_{env_id}_ckpt_steps_{step}.pth"
+
+    def replay_buffer(self, step: int) -> Path:
+        return self.checkpoints / f"replay_buffer_steps_{step}.npz"
+
+    @property
+    def binaries(self) -> Path:
+        return Path(self.output_dir) / "models" / "binaries"
+
+    @property
+    def tensorboard(self) -> Path:
+        return Path(self.output_dir) / "runs" / self.run_name
+
+    @property
+    def debug(self) -> Path:
+        return Path(self.output_dir) / "data" / "debug" / self.run_name
+
+    @property
+    def data(self) -> Path:
+        return Path(self.output_dir) / "data"

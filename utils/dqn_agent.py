@@ -192,3 +192,36 @@ def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float) -> torc
         return DeepMindRMSprop(params, lr=lr, decay=0.95, eps=0.01)
     return torch.optim.Adam(params, lr=lr, eps=1.5e-4, fused=True)
 
+
+
+class Learner:
+    """The online and target networks, the optimizer and the update rule's constants: act, update, sync."""
+
+    def __init__(
+        self,
+        num_actions: int,
+        device: torch.device,
+        autocast_dtype: torch.dtype | None,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-4,
+        gamma: float = 0.99,
+        max_grad_norm: float = 10.0,
+    ) -> None:
+        self.device, self.autocast_dtype = device, autocast_dtype
+        self.gamma, self.max_grad_norm = gamma, max_grad_norm
+        self.online, self.target = make_networks(num_actions, device)
+        self.optimizer = make_optimizer(optimizer, self.online.parameters(), learning_rate)
+
+    def act(self, state: np.ndarray) -> int:
+        """The greedy action for one (4, 84, 84) uint8 state."""
+        return greedy_action(self.online, state, self.autocast_dtype)
+
+    def update(self, batch: Batch, check_finite: bool = True, want_grad_norms: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """One gradient step on a minibatch (see gradient_step); returns the loss and, if asked, raw gradient norms."""
+        return gradient_step(
+            self.online, self.target, self.optimizer, batch, self.gamma, self.max_grad_norm, self.autocast_dtype,
+            check_finite=check_finite, want_grad_norms=want_grad_norms,
+        )
+
+    def sync_target(self, tau: float = 1.0) -> None:
+        update_target(self.online, self.target, tau)

@@ -13,15 +13,15 @@ Storage invariants (read these before the code):
   the correct, non-terminal next state of the transition before it.
 - A transition i is sampled with state = stack ending at i and next state = stack ending at
   i+1. Slot i is valid to sample when it has an action and i+1 is already written, so the newest
-  slot is never sampled (defect 7 of the original). Once the buffer has wrapped, the 3 oldest
+  slot is never sampled (its next frame does not exist yet). Once the buffer has wrapped, the 3 oldest
   slots are not sampled either, since their stacks would need frames already overwritten.
-- All index arithmetic is modulo N, whatever N is (defect 8 of the original).
+- All index arithmetic is modulo N, whatever N is: stacks near the wrap take 4 frames, never ~N.
 
 Compression (`compression="lz4"`): each frame is kept as its own LZ4 block (Atari frames compress
 about 17x on Breakout), decompressed once per distinct slot when a minibatch is sampled; samples
 are identical to the raw mode's.
 
-Step order (the original's API): idx = store_frame(obs); state = fetch_last_state(); act;
+Step order (the public API, the same as the original repository's): idx = store_frame(obs); state = fetch_last_state(); act;
 step; store_action_reward_done(idx, action, reward, done).
 """
 from __future__ import annotations

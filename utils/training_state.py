@@ -1,0 +1,117 @@
+"""The whole state of a training run as one object; checkpoints, resume and best models are built from it here.
+
+A checkpoint is `TrainingState.state_dict()`: tensors and plain values only (it loads with
+`weights_only=True`), with these keys, stable across versions so that older checkpoints resume:
+  state_dict, target_state_dict, optimizer_state_dict   the networks and the optimizer
+  step, num_updates, num_episodes                       agent steps taken, gradient updates, real games ended
+  episode_returns                                       the last 100 unclipped game scores
+  best_mean_return, best_eval_return, best_model_path   what picked the best model, and where it is
+  epsilon                                               at `step` (for reading; the schedule recomputes it)
+  random_states                                         python, numpy, torch and the loop's generator
+  env_state, obs                                        the emulator with its RNG and wrapper counters, the last frame
+  env_id, num_actions, args, commit_hash, seed          what identifies the run (`identity`)
+A best-model file is `model_file()`: the weights and what identifies them, no training state.
+A run can go on from one (`load_model_file`): same weights, step and counters, but a fresh
+optimizer, a target network copied from the weights, a new env and generator, and an empty replay
+memory; the optimizer's moment estimates and the buffer's contents are what that loses.
+"""
+from __future__ import annotations
+
+import collections
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from utils.dqn_agent import Learner
+from utils.env_wrappers import get_env_state, set_env_state
+
+
+def random_states(rng: np.random.Generator) -> dict[str, Any]:
+    """Python, numpy, torch and the loop's generator states, as plain values and tensors."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(), "loop": rng.bit_generator.state}
+
+
+def restore_random_states(states: dict[str, Any], rng: np.random.Generator) -> None:
+    random.setstate(states["python"])
+    numpy_state = states["numpy"]
+    numpy_state["state"]["key"] = np.array(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(states["torch"])
+    rng.bit_generator.state = states["loop"]
+
+
+@dataclass
+class TrainingState:
+    """Learner, env, generator and counters of one run. `obs` is the latest (84, 84) uint8 frame, not yet stored."""
+
+    learner: Learner
+    env: gym.Env
+    rng: np.random.Generator
+    obs: np.ndarray
+    identity: dict[str, Any]  # env_id, num_actions, args (flags as plain values), commit_hash, seed
+    best_model_path: Path
+    step: int = 0
+    num_updates: int = 0
+    num_episodes: int = 0
+    epsilon: float = 1.0
+    episode_returns: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100))
+    best_mean_return: float = -float("inf")
+    best_eval_return: float = -float("inf")
+
+    def mean_return(self) -> float:
+        """Mean unclipped score of the last 100 games (nan before the first game ends)."""
+        return float(np.mean(self.episode_returns)) if self.episode_returns else float("nan")
+
+    def model_file(self) -> dict[str, Any]:
+        """The online network's weights and what identifies them (a best-model file)."""
+        return self.identity | {
+            "state_dict": self.learner.online.state_dict(),
+            "step": self.step,
+            "num_updates": self.num_updates,
+            "num_episodes": self.num_episodes,
+            "best_mean_return": self.best_mean_return,
+            "best_eval_return": self.best_eval_return,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (module docstring)."""
+        return self.model_file() | {
+            "target_state_dict": self.learner.target.state_dict(),
+            "optimizer_state_dict": self.learner.optimizer.state_dict(),
+            "epsilon": self.epsilon,
+            "episode_returns": list(self.episode_returns),
+            "best_model_path": str(self.best_model_path),
+            "random_states": random_states(self.rng),
+            "env_state": get_env_state(self.env) if hasattr(self.env.unwrapped, "ale") else None,
+            "obs": torch.from_numpy(np.array(self.obs)),
+        }
+
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        """Continue exactly where `checkpoint` (written by state_dict, now or by an earlier version) left off."""
+        self.learner.online.load_state_dict(checkpoint["state_dict"])
+        self.learner.target.load_state_dict(checkpoint["target_state_dict"])
+        self.learner.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        self.step, self.num_updates, self.num_episodes = checkpoint["step"], checkpoint["num_updates"], checkpoint["num_episodes"]
+        self.episode_returns.clear()
+        self.episode_returns.extend(checkpoint["episode_returns"])
+        self.best_mean_return, self.best_eval_return = checkpoint["best_mean_return"], checkpoint["best_eval_return"]
+        self.best_model_path = Path(checkpoint["best_model_path"])
+        restore_random_states(checkpoint["random_states"], self.rng)
+        if checkpoint["env_state"] is not None:
+            set_env_state(self.env, checkpoint["env_state"])
+        self.obs = checkpoint["obs"].numpy()
+
+    def load_model_file(self, model: dict[str, Any]) -> None:
+        """Go on from a best-model file: its weights (online and target), step and counters; the rest starts fresh."""
+        self.learner.online.load_state_dict(model["state_dict"])
+        self.learner.target.load_state_dict(model["state_dict"])
+        self.step, self.num_updates, self.num_episodes = model["step"], model.get("num_updates", 0), model.get("num_episodes", 0)
+        self.best_mean_return = model.get("best_mean_return", -float("inf"))
+        self.best_eval_return = model.get("best_eval_return", -float("inf"))
