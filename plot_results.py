@@ -2,6 +2,12 @@
 
     python plot_results.py runs/pong_cpu_fast --env_id PongNoFrameskip-v4
     python plot_results.py pong_r1 --output_dir ~/dqn_runs      # a run name under <output_dir>/runs/
+    python plot_results.py sweeps/sweep                         # every run under a folder, grouped by game
+
+One run or several: <name>_curves.png and <name>_returns.png overlay them. Several: also
+<name>_seeds.png (per game, the mean over seeds with a 95% bootstrap band) and, for games with
+human and random reference scores, <name>_aggregate.png/.json (IQM and mean of human-normalised
+final scores with 95% stratified bootstrap CIs, from rliable).
 """
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from pathlib import Path
 
 from utils.cli import OneLineArgumentParser, fail
 from utils.constants import ROOT_PATH, RunPaths
-from utils.plotting import plot_runs
+from utils.plotting import plot_groups, plot_runs, run_env_id
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -22,12 +28,24 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args = p.parse_args(argv)
     args.run_dirs = [d if d.is_dir() else RunPaths(args.output_dir, str(d)).tensorboard for d in args.run_dirs]
     args.out_dir = args.out_dir or RunPaths(args.output_dir).data / "plots"
-    missing = [str(d) for d in args.run_dirs if not any(Path(d).glob("events.out.tfevents.*"))]
+    missing = [str(d) for d in args.run_dirs if not any(Path(d).rglob("events.out.tfevents.*"))]
     if missing:
         fail(f"no TensorBoard event file in: {', '.join(missing)}")
-    paths = plot_runs(args.run_dirs, args.out_dir, args.env_id, args.name)
+    run_dirs = [run for d in args.run_dirs for run in run_folders(d)]
+    name = args.name or "_".join(d.name for d in run_dirs)[:100]
+    env_id = args.env_id or run_env_id(run_dirs[0])
+    paths = plot_runs(run_dirs, args.out_dir, env_id, name)
+    if len(run_dirs) > 1:
+        paths += plot_groups(run_dirs, args.out_dir, args.env_id, name)
     print("wrote " + ", ".join(str(p) for p in paths))
     return paths
+
+
+def run_folders(folder: Path) -> list[Path]:
+    """`folder` itself when it holds TensorBoard events, else every folder under it that does."""
+    if any(folder.glob("events.out.tfevents.*")):
+        return [folder]
+    return sorted({events.parent for events in folder.rglob("events.out.tfevents.*")})
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Epsilon, "Huber loss", grad_norms/<parameter> and grad_norms/total (by update).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ class Bookkeeper:
         self.config, self.paths, self.state, self.buffer = config, paths, state, buffer
         resumed = state.step > 0
         self.writer = SummaryWriter(log_dir=str(paths.tensorboard), purge_step=state.step + 1 if resumed else None)
+        info = {"env_id": config.env_id, "seed": config.seed, "run_name": config.run_name, "args": state.identity["args"]}
+        paths.run_info.write_text(json.dumps(info, indent=1))
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
         self.debug_view = DebugVisualizer(paths.debug) if config.debug else None
         self.progress = tqdm(initial=state.step, total=config.num_of_training_steps, unit="step", dynamic_ncols=True, mininterval=1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from typing import Any, NoReturn
 
 
@@ -51,6 +52,13 @@ def unit_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -59,11 +67,15 @@ def positive_float(text: str) -> float:
 
 
 class StopRequest:
-    """SIGINT/SIGTERM: the first asks the loop to finish its step and checkpoint; a second aborts at once."""
+    """SIGINT/SIGTERM: the first asks the loop to finish its step and checkpoint; a second aborts at once.
+
+    Python delivers signals to the main thread only: elsewhere (a worker thread) nothing is installed.
+    """
 
     def __init__(self) -> None:
         self.requested = False
-        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
         for sig in self.previous:
             signal.signal(sig, self._handle)
 

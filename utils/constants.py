@@ -5,6 +5,7 @@ that names every file a run writes under --output_dir (the repository root by de
     <output_dir>/models/checkpoints/<run_name>/replay_buffer_steps_<N>.npz        with --save_replay_buffer
     <output_dir>/models/binaries/dqn_<env_id>_<NNNNNN>.pth                        best model of each run
     <output_dir>/runs/<run_name>/                                                 TensorBoard event files
+    <output_dir>/runs/<run_name>/run_info.json                                    the run's game, seed and flags
     <output_dir>/data/debug/<run_name>/, data/eval/, data/plots/                  --debug PNGs, evaluation JSON, plots
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 ROOT_PATH = Path(__file__).resolve().parent.parent
 PRETRAINED_PATH = ROOT_PATH / "models" / "pretrained"  # models committed to the repository
+RUN_INFO_NAME = "run_info.json"  # beside a run's TensorBoard events: what plots group runs by
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class RunPaths:
     @property
     def tensorboard(self) -> Path:
         return Path(self.output_dir) / "runs" / self.run_name
+
+    @property
+    def run_info(self) -> Path:
+        return self.tensorboard / RUN_INFO_NAME
 
     @property
     def debug(self) -> Path:
