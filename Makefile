@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
+PEER_VENV := .venv-sb3
+PEER_STAMP := $(PEER_VENV)/.installed-requirements
 
-.PHONY: setup train test bench clean-venv
+.PHONY: setup train test bench bench-peer clean-venv
 
 setup: $(STAMP)
 
@@ -26,5 +28,14 @@ bench: $(STAMP)
 	$(PY) bench/replay_memory.py
 	$(PY) bench/fps_drift.py
 
+# Stable-Baselines3 side by side, in its own venv (never in this project's requirements); needs an idle machine.
+$(PEER_STAMP): bench/peer_requirements.txt
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/peer_requirements.txt
+	touch $(PEER_STAMP)
+
+bench-peer: $(STAMP) $(PEER_STAMP)
+	$(PY) bench/peer_sb3.py --peer_python $(PEER_VENV)/bin/python $(ARGS)
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PEER_VENV)
