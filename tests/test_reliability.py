@@ -268,6 +268,9 @@ def test_resume_from_a_weights_only_model_file(tmp_path: Path, capsys: pytest.Ca
 
 def test_preset_sets_visible_defaults_and_given_flags_win() -> None:
     config = parse_config(["--preset", "pong", "--learning_rate", "3e-4", "--output_dir", "/tmp"])
-    assert config.env_id == "PongNoFrameskip-v4" and config.acting_learning_step_ratio == 1
+    assert config.env_id == "PongNoFrameskip-v4" and config.acting_learning_step_ratio == 2
     assert config.replay_buffer_size == 100_000 and config.learning_rate == 3e-4
     assert parse_config(["--output_dir", "/tmp"]).acting_learning_step_ratio == 4  # the paper's defaults stay defaults
+    breakout = parse_config(["--preset", "breakout", "--output_dir", "/tmp"])
+    assert breakout.env_id == "BreakoutNoFrameskip-v4" and breakout.replay_compression == "lz4"
+    assert breakout.target_dqn_update_interval == 1_000 and breakout.eval_freq == 250_000
