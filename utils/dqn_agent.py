@@ -193,7 +193,6 @@ def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float) -> torc
     return torch.optim.Adam(params, lr=lr, eps=1.5e-4, fused=True)
 
 
-
 class Learner:
     """The online and target networks, the optimizer and the update rule's constants: act, update, sync."""
 
