@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--output", type=Path, default=None, help="JSON path (default <output_dir>/data/eval/<model>.json)")
     p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="the training's --output_dir: models/binaries and data/ under it")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="as in training: auto = bf16 on CUDA and native-bf16 CPUs")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="as in training: auto = bf16 on native-bf16 CPUs, fp32 elsewhere")
     args = p.parse_args(argv)
     if args.max_episode_frames < FRAME_SKIP:
         fail(f"--max_episode_frames must be at least {FRAME_SKIP} (one agent step)")

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
     p.add_argument("--eval_episodes", type=positive_int, default=10, help="full games per evaluation (epsilon 0.05, 18,000-frame cap)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 on CUDA and on CPUs with native bf16")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 autocast on CPUs with native bf16, fp32 elsewhere (CUDA included: faster here)")
     p.add_argument("--run_name", type=str, default=None, help="runs/<run_name>/ (default: <env_id>_<date>_<time>)")
     p.add_argument("--replay_compression", choices=list(COMPRESSIONS), default="none", help="lz4: each frame LZ4-compressed (~1 GB per 1M)")
     p.add_argument("--resume", type=str, default=None, help="checkpoint path or run name to continue (same curves, same run)")

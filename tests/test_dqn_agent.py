@@ -12,7 +12,16 @@ from gymnasium.wrappers import FrameStackObservation
 from models.definitions.DQN import DQN
 from utils.checkpoints import load_checkpoint
 from utils.constants import PRETRAINED_PATH
-from utils.dqn_agent import Batch, DeepMindRMSprop, dqn_loss, greedy_action, linear_epsilon, update_target
+import utils.dqn_agent
+from utils.dqn_agent import (
+    Batch,
+    DeepMindRMSprop,
+    dqn_loss,
+    greedy_action,
+    linear_epsilon,
+    pick_device_and_precision,
+    update_target,
+)
 from utils.env_wrappers import make_atari_env
 
 
@@ -134,3 +143,18 @@ def test_bf16_loss_targets_are_fp32(pong_model_and_states: tuple[DQN, torch.Tens
         loss16 = dqn_loss(dqn, dqn, batch, 0.99, torch.bfloat16)
     assert loss16.dtype == torch.float32
     assert loss16.item() == pytest.approx(loss32.item(), rel=0.05)
+
+
+@pytest.mark.parametrize("cuda, native_bf16, precision, expected", [
+    (True, True, "auto", ("cuda", None)),  # CUDA: fp32, the faster there for this small network
+    (True, False, "bf16", ("cuda", torch.bfloat16)),
+    (False, True, "auto", ("cpu", torch.bfloat16)),
+    (False, False, "auto", ("cpu", None)),
+    (False, True, "fp32", ("cpu", None)),
+])
+def test_auto_precision_is_bf16_only_on_native_bf16_cpus(monkeypatch: pytest.MonkeyPatch, cuda: bool, native_bf16: bool,
+                                                         precision: str, expected: tuple) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(utils.dqn_agent, "cpu_has_native_bf16", lambda: native_bf16)
+    device, dtype = pick_device_and_precision("auto", precision)
+    assert (device.type, dtype) == expected

@@ -45,11 +45,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def pick_device_and_precision(device: str = "auto", precision: str = "auto") -> tuple[torch.device, torch.dtype | None]:
-    """(device, autocast dtype or None for fp32): cuda when asked or available; bf16 on CUDA and on native-bf16 CPUs."""
+    """(device, autocast dtype or None for fp32): cuda when asked or available; `auto` is bf16 only on native-bf16 CPUs.
+
+    On CUDA this network is too small for bf16 to pay: its launches, not its arithmetic, bound an update, and
+    autocast's casts add launches (H200: fp32 gave 10-30% more agent steps/s, bench/results/throughput_cuda.json).
+    """
     chosen = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    if precision == "fp32":
-        return chosen, None
-    if precision == "bf16" or chosen.type == "cuda" or cpu_has_native_bf16():
+    if precision == "bf16" or (precision == "auto" and chosen.type == "cpu" and cpu_has_native_bf16()):
         return chosen, torch.bfloat16
     return chosen, None
 
