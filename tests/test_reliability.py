@@ -266,6 +266,19 @@ def test_resume_from_a_weights_only_model_file(tmp_path: Path, capsys: pytest.Ca
     assert last["args"]["run_name"] == "first" and last["args"]["seed"] == 4  # the model's flags
 
 
+def test_a_learning_rate_given_on_resume_is_the_one_the_optimizer_uses(tmp_path: Path) -> None:
+    common = [*SMALL, "--output_dir", str(tmp_path), "--checkpoint_freq", "300", "--learning_rate", "1e-4"]
+    train_dqn(parse_config([*common, "--run_name", "kept", "--num_of_training_steps", "300"]))
+    train_dqn(parse_config([*common, "--run_name", "changed", "--num_of_training_steps", "300"]))
+    kept = train_dqn(parse_config(["--resume", "kept", "--output_dir", str(tmp_path), "--num_of_training_steps", "400"]))
+    changed = train_dqn(parse_config(["--resume", "changed", "--output_dir", str(tmp_path), "--num_of_training_steps", "400",
+                                      "--learning_rate", "3e-5"]))
+    learning_rates = {run: {group["lr"] for group in load_checkpoint(summary["last_checkpoint"])["optimizer_state_dict"]["param_groups"]}
+                      for run, summary in (("kept", kept), ("changed", changed))}
+    assert learning_rates == {"kept": {1e-4}, "changed": {3e-5}}
+    assert load_checkpoint(changed["last_checkpoint"])["args"]["learning_rate"] == 3e-5
+
+
 def test_preset_sets_visible_defaults_and_given_flags_win() -> None:
     config = parse_config(["--preset", "pong", "--learning_rate", "3e-4", "--output_dir", "/tmp"])
     assert config.env_id == "PongNoFrameskip-v4" and config.acting_learning_step_ratio == 2

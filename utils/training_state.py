@@ -10,6 +10,7 @@ A checkpoint is `TrainingState.state_dict()`: tensors and plain values only (it 
   random_states                                         python, numpy, torch and the loop's generator
   env_state, obs                                        the emulator with its RNG and wrapper counters, the last frame
   env_id, num_actions, args, commit_hash, seed          what identifies the run (`identity`)
+On resume the optimizer keeps its moment estimates but takes the learning rate the run is given.
 A best-model file is `model_file()`: the weights and what identifies them, no training state.
 A run can go on from one (`load_model_file`): same weights, step and counters, but a fresh
 optimizer, a target network copied from the weights, a new env and generator, and an empty replay
@@ -97,7 +98,10 @@ class TrainingState:
         """Continue exactly where `checkpoint` (written by state_dict, now or by an earlier version) left off."""
         self.learner.online.load_state_dict(checkpoint["state_dict"])
         self.learner.target.load_state_dict(checkpoint["target_state_dict"])
+        configured_lrs = [group["lr"] for group in self.learner.optimizer.param_groups]
         self.learner.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        for group, lr in zip(self.learner.optimizer.param_groups, configured_lrs):
+            group["lr"] = lr  # the run's --learning_rate, which a resume may change, wins over the checkpoint's
         self.step, self.num_updates, self.num_episodes = checkpoint["step"], checkpoint["num_updates"], checkpoint["num_episodes"]
         self.episode_returns.clear()
         self.episode_returns.extend(checkpoint["episode_returns"])
