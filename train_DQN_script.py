@@ -174,6 +174,10 @@ def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
     return config
 
 
+# What a checkpoint carries over as state: its random states, its optimizer's moments, its replay memory.
+FIXED_ON_RESUME = {"seed", "optimizer", "replay_buffer_size"}
+
+
 def merge_resume_flags(config: argparse.Namespace, explicit: set[str]) -> argparse.Namespace:
     """The checkpoint's flags, overridden by the flags given on this command line."""
     path = Path(config.resume)
@@ -191,6 +195,11 @@ def merge_resume_flags(config: argparse.Namespace, explicit: set[str]) -> argpar
         fail(f"--resume: '{path}' is a model file without its step and flags, not a training checkpoint (use models/checkpoints/<run>/...)")
     if "env_id" in explicit and config.env_id != checkpoint["env_id"]:
         fail(f"--resume: '{path}' is a checkpoint of {checkpoint['env_id']}, not of --env_id {config.env_id}")
+    if "random_states" in checkpoint:  # a training checkpoint continues its own random states, optimizer and memory
+        for flag in sorted(FIXED_ON_RESUME & explicit):
+            stored = checkpoint["args"].get(flag)
+            if stored is not None and getattr(config, flag) != stored:
+                fail(f"--resume: --{flag} cannot change on resume (the checkpoint has {stored}); start a new run to change it")
     merged = dict(checkpoint["args"])
     merged.update({k: v for k, v in vars(config).items() if k in explicit})
     merged["output_dir"] = Path(merged["output_dir"])

@@ -165,6 +165,10 @@ BAD_TRAIN_INPUTS = {
     "non-checkpoint resume": (["--resume", "{text}"], "cannot load checkpoint"),
     "model file without step or flags": (["--resume", "{model}"], "not a training checkpoint"),
     "foreign resume": (["--resume", "{checkpoint}", "--env_id", "BreakoutNoFrameskip-v4"], "is a checkpoint of PongNoFrameskip-v4"),
+    "seed changed on resume": (["--resume", "{checkpoint}", "--seed", "2", "--num_of_training_steps", "400"], "--seed cannot change on resume"),
+    "optimizer changed on resume": (["--resume", "{checkpoint}", "--optimizer", "rmsprop", "--num_of_training_steps", "400"], "--optimizer cannot change"),
+    "buffer size changed on resume": (["--resume", "{checkpoint}", "--replay_buffer_size", "3000", "--num_of_training_steps", "400"],
+                                      "--replay_buffer_size cannot change"),
     "output dir not writable": (["--output_dir", "{a_file}/out"], "cannot be created"),
 }
 if not torch.cuda.is_available():
