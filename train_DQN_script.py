@@ -1,10 +1,10 @@
 """Nature DQN (Mnih et al., 2015) on Atari, top to bottom: flags, then the paper's algorithm box.
 
     python train_DQN_script.py --env_id PongNoFrameskip-v4
-    python train_DQN_script.py --preset pong
+    python train_DQN_script.py --preset pong --num_envs 4
 
-Algorithm: act epsilon-greedily on the last 4 frames, store every frame once in the replay
-memory, and every `acting_learning_step_ratio` agent steps regress Q(s, a) towards
+Algorithm: act epsilon-greedily on the last 4 frames of each of --num_envs games (one batched
+forward pass for all of them), store every frame once in the replay memory, and every `acting_learning_step_ratio` agent steps regress Q(s, a) towards
 r + gamma * max_a' Q_target(s', a') (no bootstrap after a terminal or a lost life) on a uniform
 minibatch with the Huber loss; copy the online network into the target network every
 `target_dqn_update_interval` agent steps. The pieces live in utils/: the learner (dqn_agent),
@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from utils.bookkeeping import Bookkeeper
+from utils.bookkeeping import Bookkeeper, multiples_in
 from utils.checkpoints import CheckpointError, git_commit, load_checkpoint, next_binary_path
 from utils.cli import (
     OneLineArgumentParser,
@@ -40,11 +39,11 @@ from utils.cli import (
 )
 from utils.constants import ROOT_PATH, RunPaths
 from utils.dqn_agent import Learner, NonFiniteError, linear_epsilon, pick_device_and_precision, to_device
-from utils.env_wrappers import EnvIdError, make_atari_env, validate_env_id
+from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs, make_training_envs, validate_env_id
 from utils.replay_buffer import (
     COMPRESSIONS,
     NotEnoughMemoryError,
-    ReplayBuffer,
+    StreamedReplayBuffer,
     check_enough_memory,
     replay_buffer_bytes,
 )
@@ -102,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="a named set of defaults (printed at start); flags given win")
     p.add_argument("--env_id", type=str, default="BreakoutNoFrameskip-v4", help="Atari *NoFrameskip-v4 game id")
     p.add_argument("--seed", type=int, default=23, help="random seed (python, numpy, torch, env)")
+    p.add_argument("--num_envs", type=positive_int, default=1, help="games played at once, one batched greedy forward pass per vector step; agent steps count all games")
+    p.add_argument("--vector_env", choices=list(VECTOR_ENVS), default="auto", help="auto: gymnasium wrappers for 1 env (bit-exact resume), ale-py's threaded vector env for more")
     p.add_argument("--num_of_training_steps", type=positive_int, default=50_000_000, help="agent steps (1 step = 4 frames)")
     p.add_argument("--acting_learning_step_ratio", type=positive_int, default=4, help="agent steps per gradient update")
     p.add_argument("--learning_rate", type=positive_float, default=1e-4, help="optimizer learning rate")
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
     p.add_argument("--eval_episodes", type=positive_int, default=10, help="full games per evaluation (epsilon 0.05, 18,000-frame cap)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 autocast on CPUs with native bf16, fp32 elsewhere (CUDA included: faster here)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 passes with fp32 master weights on CPUs with native bf16, fp32 elsewhere (CUDA included: faster here)")
     p.add_argument("--run_name", type=str, default=None, help="runs/<run_name>/ (default: <env_id>_<date>_<time>)")
     p.add_argument("--replay_compression", choices=list(COMPRESSIONS), default="none", help="lz4: each frame LZ4-compressed (~1 GB per 1M)")
     p.add_argument("--resume", type=str, default=None, help="checkpoint path or run name to continue (same curves, same run)")
@@ -155,6 +156,8 @@ def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
         validate_env_id(config.env_id)
     except EnvIdError as e:
         fail(str(e))
+    if config.replay_buffer_size // config.num_envs < config.batch_size + 5:
+        fail(f"--replay_buffer_size {config.replay_buffer_size} is too small for --num_envs {config.num_envs}: each env's share must exceed --batch_size + 5")
     if config.batch_size > config.replay_buffer_size - 5:
         fail(f"--batch_size {config.batch_size} must be smaller than --replay_buffer_size {config.replay_buffer_size} - 5")
     if config.num_warmup_steps < config.batch_size:
@@ -175,7 +178,7 @@ def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # What a checkpoint carries over as state: its random states, its optimizer's moments, its replay memory.
-FIXED_ON_RESUME = {"seed", "optimizer", "replay_buffer_size"}
+FIXED_ON_RESUME = {"seed", "optimizer", "replay_buffer_size", "num_envs"}
 
 
 def merge_resume_flags(config: argparse.Namespace, explicit: set[str]) -> argparse.Namespace:
@@ -200,7 +203,7 @@ def merge_resume_flags(config: argparse.Namespace, explicit: set[str]) -> argpar
             stored = checkpoint["args"].get(flag)
             if stored is not None and getattr(config, flag) != stored:
                 fail(f"--resume: --{flag} cannot change on resume (the checkpoint has {stored}); start a new run to change it")
-    merged = dict(checkpoint["args"])
+    merged = vars(config) | checkpoint["args"]  # flags newer than the checkpoint keep their defaults
     merged.update({k: v for k, v in vars(config).items() if k in explicit})
     merged["output_dir"] = Path(merged["output_dir"])
     merged["resume"] = str(path)
@@ -233,27 +236,42 @@ def set_random_seeds(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # Training: the paper's algorithm box.
 # ---------------------------------------------------------------------------------------------
+def epsilon_greedy_actions(learner: Learner, buffer: StreamedReplayBuffer, rng: np.random.Generator, epsilon: float, num_actions: int) -> np.ndarray:
+    """(N,) actions: each env explores with probability epsilon, the others share one batched greedy forward pass.
+
+    Draws per env in turn (a uniform, then an action if it explores): one env draws as the single-env loop did.
+    """
+    actions = np.zeros(buffer.num_streams, dtype=np.int64)
+    greedy = np.zeros(buffer.num_streams, dtype=bool)
+    for i in range(buffer.num_streams):
+        if rng.random() < epsilon:
+            actions[i] = rng.integers(num_actions)
+        else:
+            greedy[i] = True
+    if greedy.any():
+        actions[greedy] = learner.act(buffer.fetch_last_states()[greedy])
+    return actions
+
+
 def run_identity(config: argparse.Namespace, num_actions: int) -> dict[str, Any]:
     """What identifies a run's models: game, actions, flags (plain values), commit, seed."""
     args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()}
     return {"env_id": config.env_id, "num_actions": num_actions, "args": args, "commit_hash": git_commit(), "seed": config.seed}
 
 
-def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = make_atari_env) -> dict[str, Any]:
+def train_dqn(config: argparse.Namespace, env_factory: Callable[..., TrainingEnvs] = make_training_envs) -> dict[str, Any]:
     """Run (or, with config.resume, continue) a training; returns a summary (steps, updates, episodes, paths).
 
-    env_factory(env_id, training=True, render_mode=...) builds the training env; its observations
-    are single (84, 84) uint8 frames and a finished real game puts info["episode"]["r"/"l"].
+    env_factory(env_id, num_envs, backend, render_mode) builds the N training games (utils/env_wrappers.TrainingEnvs).
     """
     paths = RunPaths(config.output_dir, config.run_name)
     set_random_seeds(config.seed)
-    device, autocast_dtype = pick_device_and_precision(config.device, config.precision)
-    env = env_factory(config.env_id, training=True, render_mode="rgb_array" if config.debug else None)
-    env.action_space.seed(config.seed)
-    num_actions = int(env.action_space.n)
-    learner = Learner(num_actions, device, autocast_dtype, config.optimizer, config.learning_rate, config.gamma, config.grad_clipping_value)
+    device, compute_dtype = pick_device_and_precision(config.device, config.precision)
+    envs = env_factory(config.env_id, config.num_envs, config.vector_env, "rgb_array" if config.debug else None)
+    num_actions = envs.num_actions
+    learner = Learner(num_actions, device, compute_dtype, config.optimizer, config.learning_rate, config.gamma, config.grad_clipping_value)
     state = TrainingState(
-        learner, env, rng=np.random.default_rng(config.seed), obs=env.reset(seed=config.seed)[0],
+        learner, envs, rng=np.random.default_rng(config.seed), obs=envs.reset(seed=config.seed),
         identity=run_identity(config, num_actions), best_model_path=next_binary_path(paths.binaries, config.env_id),
     )
     buffer, learning_starts = resume_or_start(config, paths, state)
@@ -262,34 +280,32 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     book = Bookkeeper(config, paths, state, buffer)
     stop, start_step, loss = StopRequest(), state.step, None
     try:
-        for step in range(start_step + 1, config.num_of_training_steps + 1):
-            state.step, grad_norms = step, None
-            # Act epsilon-greedily on the stack of the last 4 frames (stored once each in the replay memory).
-            slot = buffer.store_frame(state.obs)
-            state.epsilon = linear_epsilon(step, *schedule)
-            if state.rng.random() < state.epsilon:
-                action = int(state.rng.integers(num_actions))
-            else:
-                action = learner.act(buffer.fetch_last_state())
-            state.obs, reward, terminated, truncated, info = env.step(action)
-            # Store the transition; a lost life is terminal (no bootstrap), a time limit is not.
-            buffer.store_action_reward_done(slot, action, reward, terminated)
-            if terminated or truncated:
-                if truncated and not terminated:
-                    buffer.store_truncation(state.obs)
-                state.obs, _ = env.reset()
-            # Learn: one gradient step on a uniform minibatch every acting_learning_step_ratio steps.
-            if step > learning_starts and step % config.acting_learning_step_ratio == 0:
+        while state.step < config.num_of_training_steps:
+            # One vector step is N agent steps, numbered first..last; every rule below counts agent steps.
+            first, last = state.step + 1, state.step + envs.num_envs
+            grad_norms = None
+            # Act epsilon-greedily on each env's last 4 frames (stored once each in the replay memory).
+            slots = buffer.store_frames(state.obs)
+            state.epsilon = linear_epsilon(first, *schedule)
+            actions = epsilon_greedy_actions(learner, buffer, state.rng, state.epsilon, num_actions)
+            result = envs.step(actions)
+            # Store the transitions; a lost life is terminal (no bootstrap), a time limit is not.
+            buffer.store_actions_rewards_dones(slots, actions, result.rewards, result.terminal)
+            for i in np.flatnonzero(result.truncated):
+                buffer.store_truncation(int(i), result.final_obs[i])
+            state.obs, state.step = result.obs, last
+            # Learn: one gradient step on a uniform minibatch every acting_learning_step_ratio agent steps.
+            for _ in range(multiples_in(max(first, learning_starts + 1), last, config.acting_learning_step_ratio)):
                 state.num_updates += 1
                 loss, grad_norms = learner.update(
                     to_device(buffer.fetch_random_states(config.batch_size), device),
                     check_finite=state.num_updates % finite_check_every == 0,
                     want_grad_norms=bool(config.grads_log_freq) and state.num_updates % config.grads_log_freq == 0,
                 )
-            # Sync the target network every target_dqn_update_interval steps.
-            if step % config.target_dqn_update_interval == 0:
+            # Sync the target network every target_dqn_update_interval agent steps.
+            if multiples_in(first, last, config.target_dqn_update_interval):
                 learner.sync_target(config.tau)
-            book.after_step(info, loss, grad_norms)
+            book.after_steps(first, result.scores, loss, grad_norms)
             if stop.requested:
                 break
         book.finish(start_step)
@@ -301,7 +317,7 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     finally:
         stop.restore()
         book.close()
-        env.close()
+        envs.close()
     if stop.requested:
         print(f"stopped at agent step {state.step}; checkpoint: {paths.checkpoint(config.env_id, state.step)}\n"
               f"resume with: python train_DQN_script.py --resume {config.run_name}"
@@ -319,12 +335,15 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., gym.Env] = 
     }
 
 
-def resume_or_start(config: argparse.Namespace, paths: RunPaths, state: TrainingState) -> tuple[ReplayBuffer, int]:
+def resume_or_start(config: argparse.Namespace, paths: RunPaths, state: TrainingState) -> tuple[StreamedReplayBuffer, int]:
     """The replay memory and the step after which learning starts; with --resume, `state` continues the checkpoint.
 
-    A checkpoint saved with its replay buffer continues exactly. Without the buffer (or from a
-    weights-only model file, which also starts a fresh optimizer) the memory is refilled with
-    --num_warmup_steps steps of the current policy's epsilon before learning goes on.
+    A checkpoint saved with its replay buffer continues exactly, games included where the envs can be
+    restored (GymnasiumEnvs). ale-py's vector env cannot be: its games restart, and each env's last
+    frame of the checkpoint is stored as the end of a truncated game, so that no stack joins the old
+    game to the new one. Without the buffer (or from a weights-only model file, which also starts a fresh
+    optimizer) the memory is refilled with --num_warmup_steps steps of the current policy's epsilon
+    before learning goes on.
     """
     checkpoint = load_checkpoint(config.resume) if config.resume else None
     if checkpoint is not None and "random_states" in checkpoint:
@@ -333,12 +352,20 @@ def resume_or_start(config: argparse.Namespace, paths: RunPaths, state: Training
         state.load_model_file(checkpoint)
     buffer_file = paths.replay_buffer(state.step)
     if checkpoint is not None and buffer_file.is_file():
-        return ReplayBuffer.load(buffer_file, not config.dont_crash_if_no_mem, config.replay_compression), config.num_warmup_steps
-    buffer = ReplayBuffer(config.replay_buffer_size, crash_if_no_mem=not config.dont_crash_if_no_mem, seed=config.seed, compression=config.replay_compression)
-    if checkpoint is None:
-        return buffer, config.num_warmup_steps
-    print(f"resuming without a saved replay buffer: refilling it for {config.num_warmup_steps} steps before learning")
-    return buffer, state.step + config.num_warmup_steps
+        buffer = StreamedReplayBuffer.load(buffer_file, not config.dont_crash_if_no_mem, config.replay_compression)
+        learning_starts = config.num_warmup_steps
+    else:
+        buffer = StreamedReplayBuffer(config.replay_buffer_size, config.num_envs, crash_if_no_mem=not config.dont_crash_if_no_mem,
+                                      seed=config.seed, compression=config.replay_compression)
+        learning_starts = config.num_warmup_steps if checkpoint is None else state.step + config.num_warmup_steps
+        if checkpoint is not None:
+            print(f"resuming without a saved replay buffer: refilling it for {config.num_warmup_steps} steps before learning")
+    if checkpoint is not None and "random_states" in checkpoint and not state.envs_restored:
+        for i, frame in enumerate(state.obs):
+            buffer.store_truncation(i, frame)
+        state.obs = state.envs.reset(seed=config.seed + state.step)
+        print(f"resuming with {config.num_envs} new games: the vector env cannot restore the ones in progress")
+    return buffer, learning_starts
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ import torch
 from gymnasium.wrappers import FrameStackObservation
 
 from models.definitions.DQN import DQN
-from tests.tiny_env import make_side_task
+from tests.tiny_env import make_side_task, make_side_task_envs
 from train_DQN_script import parse_config, train_dqn
 from utils.checkpoints import load_checkpoint
 from utils.dqn_agent import Batch, dqn_loss
@@ -38,7 +38,7 @@ def trained_side_task(tmp_path_factory: pytest.TempPathFactory) -> DQN:
         "--device", "cpu", "--output_dir", str(tmp_path_factory.mktemp("side")), "--run_name", "side", "--seed", "0",
     ])
     config.env_id = "SideTask"
-    summary = train_dqn(config, env_factory=make_side_task)
+    summary = train_dqn(config, env_factory=make_side_task_envs)
     checkpoint = load_checkpoint(summary["best_model_path"])
     dqn = DQN(checkpoint["num_actions"])
     dqn.load_state_dict(checkpoint["state_dict"])

@@ -12,6 +12,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RecordEpisodeStatistics
 
+from utils.env_wrappers import GymnasiumEnvs
+
 EPISODE_LENGTH = 10
 
 
@@ -46,3 +48,8 @@ class SideTask(gym.Env):
 def make_side_task(env_id: str = "SideTask", training: bool = True, render_mode: str | None = None) -> gym.Env:
     """Same signature as make_atari_env, so train_dqn can run on it unchanged."""
     return RecordEpisodeStatistics(SideTask())
+
+
+def make_side_task_envs(env_id: str, num_envs: int, backend: str = "auto", render_mode: str | None = None) -> GymnasiumEnvs:
+    """Same signature as make_training_envs: N side tasks behind the training loop's env interface."""
+    return GymnasiumEnvs(env_id, num_envs, render_mode, make_env=make_side_task)

@@ -1,7 +1,8 @@
 """Everything a training step does besides the algorithm: episode statistics, evaluation, logging, checkpoints.
 
-`Bookkeeper.after_step` is called once per agent step, after the learner's update, with the step's
-env `info`. Its gates, in order: a finished real game (TensorBoard episode scalars, best-by-training-
+`Bookkeeper.after_steps` is called once per vector step (N agent steps, first..state.step), after the
+learner's updates, with the scores of the games that ended. A gate "every k steps" fires when a
+multiple of k lies in first..state.step (with one env: when the step is a multiple). Its gates, in order: a finished real game (TensorBoard episode scalars, best-by-training-
 mean when evaluation is off), --eval_freq (Nature-protocol evaluation that keeps the best model),
 --log_freq (FPS, epsilon, loss), --grads_log_freq (raw gradient norms), --console_log_freq,
 --checkpoint_freq, --debug_freq. Only logging synchronises with the device.
@@ -25,15 +26,20 @@ from tqdm import tqdm
 from utils.checkpoints import atomic_torch_save, prune_checkpoints
 from utils.constants import RunPaths
 from utils.evaluation import evaluate
-from utils.replay_buffer import ReplayBuffer
+from utils.replay_buffer import StreamedReplayBuffer
 from utils.training_state import TrainingState
 from utils.visualization import DebugVisualizer
+
+
+def multiples_in(first: int, last: int, every: int) -> int:
+    """How many multiples of `every` lie in first..last (agent steps, both included)."""
+    return max(last // every - (first - 1) // every, 0)
 
 
 class Bookkeeper:
     """Writes what a run shows and keeps: TensorBoard scalars, the progress bar, evaluations, checkpoints, best model."""
 
-    def __init__(self, config: argparse.Namespace, paths: RunPaths, state: TrainingState, buffer: ReplayBuffer) -> None:
+    def __init__(self, config: argparse.Namespace, paths: RunPaths, state: TrainingState, buffer: StreamedReplayBuffer) -> None:
         self.config, self.paths, self.state, self.buffer = config, paths, state, buffer
         resumed = state.step > 0
         self.writer = SummaryWriter(log_dir=str(paths.tensorboard), purge_step=state.step + 1 if resumed else None)
@@ -45,27 +51,33 @@ class Bookkeeper:
         self.window_start = (time.perf_counter(), state.step)
         self.last_eval_step = state.step
 
-    # ---- once per agent step ------------------------------------------------------------------------------------
-    def after_step(self, info: dict[str, Any], loss: torch.Tensor | None, grad_norms: dict[str, torch.Tensor] | None) -> None:
-        config, state, step = self.config, self.state, self.state.step
-        if "episode" in info:
-            self._episode_ended(float(info["episode"]["r"]), int(info["episode"]["l"]))
-        if config.eval_freq and step % config.eval_freq == 0:
+    # ---- once per vector step -----------------------------------------------------------------------------------
+    def after_steps(
+        self, first: int, scores: list[tuple[int, float, int]], loss: torch.Tensor | None, grad_norms: dict[str, torch.Tensor] | None
+    ) -> None:
+        config, state, last = self.config, self.state, self.state.step
+
+        def due(every: int) -> bool:
+            return bool(every) and multiples_in(first, last, every) > 0
+
+        for _, score, length in scores:
+            self._episode_ended(score, length)
+        if due(config.eval_freq):
             self.evaluate_and_keep_best()
-        if config.log_freq and step % config.log_freq == 0:
+        if due(config.log_freq):
             self._log_scalars(loss)
         for name, norm in (grad_norms or {}).items():  # raw norms, before clipping
             self.writer.add_scalar(f"grad_norms/{name}", norm.item(), state.num_updates)
-        if config.console_log_freq and step % config.console_log_freq == 0:
+        if due(config.console_log_freq):
             self.progress.write(
-                f"step {step}: episodes {state.num_episodes}, mean return (last 100) {state.mean_return():.2f}, "
+                f"step {last}: episodes {state.num_episodes}, mean return (last 100) {state.mean_return():.2f}, "
                 f"epsilon {state.epsilon:.3f}, updates {state.num_updates}"
             )
-        if config.checkpoint_freq and step % config.checkpoint_freq == 0:
+        if due(config.checkpoint_freq):
             self.save_checkpoint()
-        if self.debug_view is not None and step % config.debug_freq == 0:
-            self.debug_view.show(self.buffer.fetch_last_state(), state.env.render(), step)
-        self.progress.update(1)
+        if self.debug_view is not None and due(config.debug_freq):
+            self.debug_view.show(self.buffer.streams[0].fetch_last_state(), state.envs.render(), last)
+        self.progress.update(last - first + 1)
 
     def _episode_ended(self, score: float, length: int) -> None:
         """A real game ended (all lives): its unclipped score; without evaluations the training mean picks the best model."""
@@ -99,7 +111,7 @@ class Bookkeeper:
         """A Nature-protocol evaluation of the online network; the best model so far is kept in models/binaries/."""
         config, state = self.config, self.state
         learner = state.learner
-        result = evaluate(learner.online, config.env_id, config.eval_episodes, seed=config.seed + state.step, autocast_dtype=learner.autocast_dtype)
+        result = evaluate(learner.online_work, config.env_id, config.eval_episodes, seed=config.seed + state.step)
         mean = float(np.mean(result.returns))
         self.last_eval_step = state.step
         self.writer.add_scalar("Eval/mean_return", mean, state.step)

@@ -1,16 +1,27 @@
-"""The DQN learner: device and precision, greedy action, the loss, one gradient update, target sync, epsilon.
+"""The DQN learner: device and precision, greedy actions, the loss, one gradient update, target sync, epsilon.
 
 Invariants:
 - A state is a (4, 84, 84) uint8 stack; a minibatch (`Batch`) holds states and next_states
   (B, 4, 84, 84) uint8, actions (B,) int, rewards (B,) float32 (already clipped) and dones (B,)
   bool, True where the transition ended the game or lost a life (no bootstrap from s').
-- Q-values are always fp32: under bf16 autocast the network's trunk runs in bf16 but its last
-  layer runs in fp32 (models/definitions/DQN.py), so every Q-value that is compared, gathered,
-  maximised or regressed here has fp32 resolution; the TD target and the Huber loss are fp32.
-- Training and evaluation pick greedy actions with the same function and the same precision.
+- Precision (`compute_dtype`, bf16 on CPUs with native bf16, else None = fp32): the online and
+  target networks' weights, their gradients as the optimizer sees them, the optimizer's state, the
+  gradient clipping and the target update are always fp32 (the "master" networks, what checkpoints
+  hold). Under bf16 the forward and backward passes run on "working copies" whose trunk (the three
+  convolutions and the hidden layer) holds bf16 weights and whose Q head stays fp32; each
+  optimizer step is followed by one copy master -> working copy (round to nearest), each target
+  sync by the same for the target. Gradients flow back in bf16 through the trunk and are widened
+  to fp32 once per update. So an update costs what pure bf16 costs, while Adam's small steps
+  accumulate in fp32 weights. In fp32 the working copies are the master networks themselves.
+- Q-values are always fp32: the Q head runs in fp32 on fp32 features (models/definitions/DQN.py),
+  so every Q-value that is compared, gathered, maximised or regressed here has fp32 resolution;
+  the TD target and the Huber loss are fp32.
+- Acting picks greedy actions for a batch of N states with one forward pass, on the online working
+  copy, the network that evaluation during training plays too.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
@@ -45,10 +56,10 @@ def cpu_has_native_bf16() -> bool:
 
 
 def pick_device_and_precision(device: str = "auto", precision: str = "auto") -> tuple[torch.device, torch.dtype | None]:
-    """(device, autocast dtype or None for fp32): cuda when asked or available; `auto` is bf16 only on native-bf16 CPUs.
+    """(device, compute dtype: bf16, or None for fp32): cuda when asked or available; `auto` is bf16 only on native-bf16 CPUs.
 
     On CUDA this network is too small for bf16 to pay: its launches, not its arithmetic, bound an update, and
-    autocast's casts add launches (H200: fp32 gave 10-30% more agent steps/s, bench/results/throughput_cuda.json).
+    the casts add launches (H200: fp32 gave 10-30% more agent steps/s, bench/results/throughput_cuda.json).
     """
     chosen = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     if precision == "bf16" or (precision == "auto" and chosen.type == "cpu" and cpu_has_native_bf16()):
@@ -57,14 +68,29 @@ def pick_device_and_precision(device: str = "auto", precision: str = "auto") -> 
 
 
 def make_networks(num_actions: int, device: torch.device) -> tuple[DQN, DQN]:
-    """The online network and a target network that starts as its exact copy and never takes gradients."""
+    """The online network and a target network that starts as its exact copy and never takes gradients (fp32)."""
     online = DQN(num_actions).to(device)
     if device.type == "cpu":  # oneDNN's convolutions are fastest on NHWC tensors
         online = online.to(memory_format=torch.channels_last)
-    target = DQN(num_actions).to(device)
-    target.load_state_dict(online.state_dict())
-    target.requires_grad_(False)
+    target = copy.deepcopy(online).requires_grad_(False)
     return online, target
+
+
+def working_copy(master: DQN, compute_dtype: torch.dtype | None) -> DQN:
+    """The network that passes run on: `master` itself in fp32, else a copy with a `compute_dtype` trunk and an fp32 Q head."""
+    if compute_dtype is None:
+        return master
+    work = copy.deepcopy(master)
+    work.cnn.to(compute_dtype)
+    work.fc[0].to(compute_dtype)
+    return work
+
+
+def copy_weights(destination: torch.nn.Module, source: torch.nn.Module) -> None:
+    """destination's parameters <- source's, cast to destination's dtypes (no-op when they are the same module)."""
+    if destination is not source:
+        with torch.no_grad():
+            torch._foreach_copy_(list(destination.parameters()), list(source.parameters()))
 
 
 def linear_epsilon(step: int, warmup_steps: int, start: float, end: float, duration: int) -> float:
@@ -75,12 +101,17 @@ def linear_epsilon(step: int, warmup_steps: int, start: float, end: float, durat
     return start + fraction * (end - start)
 
 
-def greedy_action(dqn: DQN, state: np.ndarray, autocast_dtype: torch.dtype | None) -> int:
-    """argmax_a Q(state, a) for one (4, 84, 84) uint8 state, on the network's device (the only host sync per step)."""
+def greedy_actions(dqn: DQN, states: np.ndarray, autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+    """argmax_a Q(s, a) for (N, 4, 84, 84) uint8 states with one forward pass: (N,) int64 (one host sync)."""
     device = next(dqn.parameters()).device
     with torch.no_grad(), precision_context(device.type, autocast_dtype):
-        q_values = dqn(torch.from_numpy(np.asarray(state)).unsqueeze(0).to(device))
-    return int(q_values.argmax(dim=1).item())
+        q_values = dqn(torch.from_numpy(np.asarray(states)).to(device))
+    return q_values.argmax(dim=1).cpu().numpy()
+
+
+def greedy_action(dqn: DQN, state: np.ndarray, autocast_dtype: torch.dtype | None = None) -> int:
+    """argmax_a Q(state, a) for one (4, 84, 84) uint8 state."""
+    return int(greedy_actions(dqn, np.asarray(state)[None], autocast_dtype)[0])
 
 
 def to_device(batch: tuple[np.ndarray, ...], device: torch.device) -> Batch:
@@ -129,24 +160,34 @@ def gradient_step(
     batch: Batch,
     gamma: float,
     max_grad_norm: float,
-    autocast_dtype: torch.dtype | None,
+    online_work: DQN | None = None,
+    target_work: DQN | None = None,
     check_finite: bool = True,
     want_grad_norms: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-    """One update: loss, backward, non-finite check, gradient norms, clipping (0 = off), optimizer step.
+    """One update: loss and backward on the working copies, fp32 gradients, non-finite check, gradient norms,
+    clipping (0 = off), the optimizer's step on the fp32 `online`, and the online working copy refreshed.
 
-    Returns the loss (0-d, not synchronised) and, if asked, the raw gradient norms before clipping.
-    Raises NonFiniteError (before any weight changes) when check_finite and the loss is NaN or inf.
+    Working copies default to the master networks (fp32). Returns the loss (0-d, not synchronised) and, if
+    asked, the raw gradient norms before clipping. Raises NonFiniteError (before any weight changes) when
+    check_finite and the loss is NaN or inf.
     """
-    loss = dqn_loss(online, target, batch, gamma, autocast_dtype)
+    online_work = online if online_work is None else online_work
+    target_work = target if target_work is None else target_work
+    loss = dqn_loss(online_work, target_work, batch, gamma, None)
     optimizer.zero_grad(set_to_none=True)
+    online_work.zero_grad(set_to_none=True)
     loss.backward()
     if check_finite and not torch.isfinite(loss):
         raise NonFiniteError(f"non-finite loss ({loss.item()})")
+    if online_work is not online:  # widen the working copy's gradients into the fp32 masters' .grad
+        for master, work in zip(online.parameters(), online_work.parameters()):
+            master.grad = work.grad.to(torch.float32, memory_format=torch.preserve_format)
     norms = gradient_norms(online) if want_grad_norms else None
     if max_grad_norm > 0:
         clip_gradients(list(online.parameters()), max_grad_norm)
     optimizer.step()
+    copy_weights(online_work, online)
     return loss, norms
 
 
@@ -196,33 +237,45 @@ def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float) -> torc
 
 
 class Learner:
-    """The online and target networks, the optimizer and the update rule's constants: act, update, sync."""
+    """The fp32 online and target networks, their working copies, the optimizer and the update's constants.
+
+    `compute_dtype` is bf16 or None (fp32); see the module docstring for what runs in which precision.
+    """
 
     def __init__(
         self,
         num_actions: int,
         device: torch.device,
-        autocast_dtype: torch.dtype | None,
+        compute_dtype: torch.dtype | None,
         optimizer: str = "adam",
         learning_rate: float = 1e-4,
         gamma: float = 0.99,
         max_grad_norm: float = 10.0,
     ) -> None:
-        self.device, self.autocast_dtype = device, autocast_dtype
+        self.device, self.compute_dtype = device, compute_dtype
         self.gamma, self.max_grad_norm = gamma, max_grad_norm
         self.online, self.target = make_networks(num_actions, device)
+        self.online_work, self.target_work = working_copy(self.online, compute_dtype), working_copy(self.target, compute_dtype)
         self.optimizer = make_optimizer(optimizer, self.online.parameters(), learning_rate)
 
-    def act(self, state: np.ndarray) -> int:
-        """The greedy action for one (4, 84, 84) uint8 state."""
-        return greedy_action(self.online, state, self.autocast_dtype)
+    def act(self, states: np.ndarray) -> np.ndarray:
+        """Greedy actions (N,) for (N, 4, 84, 84) uint8 states, one forward pass."""
+        return greedy_actions(self.online_work, states)
 
     def update(self, batch: Batch, check_finite: bool = True, want_grad_norms: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         """One gradient step on a minibatch (see gradient_step); returns the loss and, if asked, raw gradient norms."""
         return gradient_step(
-            self.online, self.target, self.optimizer, batch, self.gamma, self.max_grad_norm, self.autocast_dtype,
+            self.online, self.target, self.optimizer, batch, self.gamma, self.max_grad_norm, self.online_work, self.target_work,
             check_finite=check_finite, want_grad_norms=want_grad_norms,
         )
 
     def sync_target(self, tau: float = 1.0) -> None:
         update_target(self.online, self.target, tau)
+        copy_weights(self.target_work, self.target)
+
+    def load_networks(self, online_state: dict[str, torch.Tensor], target_state: dict[str, torch.Tensor]) -> None:
+        """Load fp32 weights into the online and target networks and refresh their working copies."""
+        self.online.load_state_dict(online_state)
+        self.target.load_state_dict(target_state)
+        copy_weights(self.online_work, self.online)
+        copy_weights(self.target_work, self.target)

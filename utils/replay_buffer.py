@@ -23,6 +23,10 @@ are identical to the raw mode's.
 
 Step order (the public API, the same as the original repository's): idx = store_frame(obs); state = fetch_last_state(); act;
 step; store_action_reward_done(idx, action, reward, done).
+
+N envs (`StreamedReplayBuffer`): one ReplayBuffer ("stream") per env, each of capacity
+max_buffer_size // N, so that a stack never mixes envs; a minibatch is drawn uniformly over the
+valid transitions of all streams together. With N = 1 it is the single ReplayBuffer, draws included.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import functools
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import lz4.block
 import numpy as np
@@ -197,12 +202,16 @@ class ReplayBuffer:
         stacks[:, : k - 1][cut | too_old] = 0
         return stacks
 
+    def sampleable_start(self) -> int:
+        """The slot of the oldest sampleable transition: those are the num_sampleable() slots from here on (mod N)."""
+        return (self._oldest_index() + (self.num_in_buffer - 1 - self.num_sampleable())) % self.max_buffer_size
+
     def sample_indices(self, batch_size: int) -> np.ndarray:
         """Uniformly sample `batch_size` valid transition slots (with replacement), as int64."""
         count = self.num_sampleable()
         if count <= 0:
             raise ValueError("the replay buffer has no complete transition to sample yet")
-        start = (self._oldest_index() + (self.num_in_buffer - 1 - count)) % self.max_buffer_size
+        start = self.sampleable_start()
         indices = (start + self.rng.integers(0, count, size=batch_size)) % self.max_buffer_size
         for _ in range(100):  # truncation frames have no action (rare): draw those slots again
             invalid = ~self.has_action[indices]
@@ -235,8 +244,8 @@ class ReplayBuffer:
         return self._zero_earlier_segments(self._gather(slots)[0], slots)[0]
 
     # ---- saving and loading (for --save_replay_buffer) ---------------------------------------
-    def save(self, path: Path) -> Path:
-        """Write the whole buffer to one .npz, frames LZ4-compressed, atomically."""
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The whole buffer as arrays, frames LZ4-compressed (what save() writes)."""
         if self.compression == "none":
             blocks = [lz4.block.compress(f.tobytes(), store_size=False) for f in self.frames[: self.num_in_buffer]]
         else:
@@ -246,29 +255,149 @@ class ReplayBuffer:
             "blocks": np.frombuffer(b"".join(blocks), dtype=np.uint8),
             "offsets": offsets,
             "meta": np.array([self.max_buffer_size, self.num_last_frames_to_fetch, self.next_index, self.num_in_buffer, *self.frame_shape]),
-            "rng_state": np.frombuffer(json.dumps(self.rng.bit_generator.state).encode(), dtype=np.uint8),
+            "rng_state": rng_state_array(self.rng),
         }
         for name in ("actions", "rewards", "dones", "ends", "has_action"):
             arrays[name] = getattr(self, name)[: self.num_in_buffer]
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, data: Any, crash_if_no_mem: bool = True, compression: str = "none") -> ReplayBuffer:
+        """The buffer to_arrays() described (`data` maps its names to arrays); contents, write head and RNG continue exactly."""
+        size, k, next_index, count, *shape = (int(x) for x in data["meta"])
+        buffer = cls(size, k, tuple(shape), crash_if_no_mem, compression=compression)
+        blocks, offsets = data["blocks"].tobytes(), data["offsets"]
+        for i in range(count):
+            block = blocks[offsets[i] : offsets[i + 1]]
+            if compression == "none":
+                frame = lz4.block.decompress(block, uncompressed_size=buffer.frame_size) if block else bytes(buffer.frame_size)
+                buffer.frames[i] = np.frombuffer(frame, dtype=np.uint8).reshape(buffer.frame_shape)
+            else:
+                buffer.blocks[i] = block
+        for name in ("actions", "rewards", "dones", "ends", "has_action"):
+            getattr(buffer, name)[:count] = data[name]
+        buffer.next_index, buffer.num_in_buffer = next_index, count
+        set_rng_state(buffer.rng, data["rng_state"])
+        return buffer
+
+    def save(self, path: Path) -> Path:
+        """Write the whole buffer to one .npz, frames LZ4-compressed, atomically."""
+        arrays = self.to_arrays()
         return atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: Path, crash_if_no_mem: bool = True, compression: str = "none") -> ReplayBuffer:
         """Read a buffer written by save(); its contents, write head and sampling RNG continue exactly."""
         with np.load(Path(path), allow_pickle=False) as data:
-            size, k, next_index, count, *shape = (int(x) for x in data["meta"])
-            buffer = cls(size, k, tuple(shape), crash_if_no_mem, compression=compression)
-            blocks, offsets = data["blocks"].tobytes(), data["offsets"]
-            for i in range(count):
-                block = blocks[offsets[i] : offsets[i + 1]]
-                if compression == "none":
-                    frame = lz4.block.decompress(block, uncompressed_size=buffer.frame_size) if block else bytes(buffer.frame_size)
-                    buffer.frames[i] = np.frombuffer(frame, dtype=np.uint8).reshape(buffer.frame_shape)
-                else:
-                    buffer.blocks[i] = block
-            for name in ("actions", "rewards", "dones", "ends", "has_action"):
-                getattr(buffer, name)[:count] = data[name]
-            buffer.next_index, buffer.num_in_buffer = next_index, count
-            buffer.rng.bit_generator.state = json.loads(data["rng_state"].tobytes().decode())
-        return buffer
+            return cls.from_arrays(data, crash_if_no_mem, compression)
 
+
+def rng_state_array(rng: np.random.Generator) -> np.ndarray:
+    return np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8)
+
+
+def set_rng_state(rng: np.random.Generator, array: np.ndarray) -> None:
+    rng.bit_generator.state = json.loads(array.tobytes().decode())
+
+
+class StreamedReplayBuffer:
+    """One frame-once ReplayBuffer per env ("stream"), sampled as one memory (module docstring).
+
+    Stream i holds env i's frames only, in capacity max_buffer_size // num_streams. Every method
+    takes or returns arrays over the streams in env order: frames (N, 84, 84), slots (N,), states
+    (N, 4, 84, 84). Minibatches are in the single ReplayBuffer's format. With one stream every call
+    is the stream's own (its sampling RNG included), so N = 1 keeps the single-env behaviour exactly.
+    """
+
+    def __init__(
+        self,
+        max_buffer_size: int,
+        num_streams: int = 1,
+        crash_if_no_mem: bool = True,
+        seed: int | None = None,
+        compression: str = "none",
+        streams: list[ReplayBuffer] | None = None,
+    ) -> None:
+        if streams is None:
+            check_enough_memory(replay_buffer_bytes(max_buffer_size, compression=compression), crash_if_no_mem)
+            streams = [ReplayBuffer(max_buffer_size // num_streams, crash_if_no_mem=False, seed=seed, compression=compression)
+                       for _ in range(num_streams)]
+        self.rng = np.random.default_rng(seed)  # the draw over streams (N > 1); one stream draws with its own
+        self.streams = streams
+        self.num_streams, self.compression = len(self.streams), compression
+        self.max_buffer_size = sum(s.max_buffer_size for s in self.streams)
+
+    def store_frames(self, frames: np.ndarray) -> np.ndarray:
+        return np.array([stream.store_frame(frame) for stream, frame in zip(self.streams, frames)])
+
+    def store_actions_rewards_dones(self, slots: np.ndarray, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> None:
+        for i, stream in enumerate(self.streams):
+            stream.store_action_reward_done(int(slots[i]), int(actions[i]), float(rewards[i]), bool(dones[i]))
+
+    def store_truncation(self, stream: int, final_frame: np.ndarray) -> int:
+        return self.streams[stream].store_truncation(final_frame)
+
+    def fetch_last_states(self) -> np.ndarray:
+        """Each env's current state, (N, 4, 84, 84) uint8."""
+        return np.stack([stream.fetch_last_state() for stream in self.streams])
+
+    def get_current_size(self) -> int:
+        return sum(stream.get_current_size() for stream in self.streams)
+
+    def num_sampleable(self) -> int:
+        return sum(stream.num_sampleable() for stream in self.streams)
+
+    def sample_slots(self, batch_size: int) -> list[np.ndarray]:
+        """Per stream, the slots of a uniform draw (with replacement) of batch_size transitions over all streams."""
+        if self.num_streams == 1:
+            return [self.streams[0].sample_indices(batch_size)]
+        counts = np.array([stream.num_sampleable() for stream in self.streams])
+        if counts.sum() <= 0:
+            raise ValueError("the replay buffer has no complete transition to sample yet")
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        starts = np.array([stream.sampleable_start() for stream in self.streams])
+        sizes = np.array([stream.max_buffer_size for stream in self.streams])
+        owner = np.zeros(batch_size, np.int64)
+        slots = np.zeros(batch_size, np.int64)
+        redraw = np.ones(batch_size, bool)
+        for _ in range(100):  # truncation frames have no action (rare): draw those again
+            positions = self.rng.integers(0, counts.sum(), size=int(redraw.sum()))
+            owner[redraw] = np.searchsorted(first, positions, side="right") - 1
+            slots[redraw] = (starts[owner[redraw]] + positions - first[owner[redraw]]) % sizes[owner[redraw]]
+            redraw = np.array([not self.streams[o].has_action[i] for o, i in zip(owner, slots)])
+            if not redraw.any():
+                return [slots[owner == s] for s in range(self.num_streams)]
+        raise ValueError("the replay buffer holds too few complete transitions to sample")
+
+    def fetch_random_states(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A uniformly sampled minibatch over all streams, in ReplayBuffer.fetch_random_states' format."""
+        parts = [stream.fetch_transitions(slots) for stream, slots in zip(self.streams, self.sample_slots(batch_size)) if len(slots)]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(column) for column in zip(*parts))
+
+    def save(self, path: Path) -> Path:
+        """One .npz: a single stream in ReplayBuffer.save's format, several with keys '<i>/<name>' and the draw RNG."""
+        if self.num_streams == 1:
+            return self.streams[0].save(path)
+        arrays = {"num_streams": np.array(self.num_streams), "rng_state": rng_state_array(self.rng)}
+        for i, stream in enumerate(self.streams):
+            arrays.update({f"{i}/{name}": array for name, array in stream.to_arrays().items()})
+        return atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+
+    @classmethod
+    def load(cls, path: Path, crash_if_no_mem: bool = True, compression: str = "none") -> StreamedReplayBuffer:
+        """Read a file written by save() (or by ReplayBuffer.save); everything continues exactly."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            if "num_streams" not in data:
+                streams = [ReplayBuffer.from_arrays(data, crash_if_no_mem, compression)]
+                return cls(streams[0].max_buffer_size, compression=compression, streams=streams)
+            num_streams, streams = int(data["num_streams"]), []
+            total = sum(int(data[f"{i}/meta"][0]) for i in range(num_streams))
+            check_enough_memory(replay_buffer_bytes(total, compression=compression), crash_if_no_mem)
+            for i in range(num_streams):
+                prefix = f"{i}/"
+                streams.append(ReplayBuffer.from_arrays({k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}, False, compression))
+            buffer = cls(total, compression=compression, streams=streams)
+            set_rng_state(buffer.rng, data["rng_state"])
+        return buffer

@@ -8,7 +8,10 @@ A checkpoint is `TrainingState.state_dict()`: tensors and plain values only (it 
   best_mean_return, best_eval_return, best_model_path   what picked the best model, and where it is
   epsilon                                               at `step` (for reading; the schedule recomputes it)
   random_states                                         python, numpy, torch and the loop's generator
-  env_state, obs                                        the emulator with its RNG and wrapper counters, the last frame
+  env_state, obs                                        per env: the emulator with its RNG and wrapper counters (a
+                                                        list, or None where the envs cannot be saved); each env's
+                                                        last frame, (N, 84, 84) uint8 (older checkpoints: one env's
+                                                        state dict and one (84, 84) frame)
   env_id, num_actions, args, commit_hash, seed          what identifies the run (`identity`)
 On resume the optimizer keeps its moment estimates but takes the learning rate the run is given.
 A best-model file is `model_file()`: the weights and what identifies them, no training state.
@@ -24,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from utils.dqn_agent import Learner
-from utils.env_wrappers import get_env_state, set_env_state
+from utils.env_wrappers import TrainingEnvs
 
 
 def random_states(rng: np.random.Generator) -> dict[str, Any]:
@@ -50,10 +52,13 @@ def restore_random_states(states: dict[str, Any], rng: np.random.Generator) -> N
 
 @dataclass
 class TrainingState:
-    """Learner, env, generator and counters of one run. `obs` is the latest (84, 84) uint8 frame, not yet stored."""
+    """Learner, envs, generator and counters of one run. `obs` is each env's latest frame, (N, 84, 84) uint8, not yet stored.
+
+    `envs_restored` is False when a checkpoint was loaded into envs that cannot restore its games.
+    """
 
     learner: Learner
-    env: gym.Env
+    envs: TrainingEnvs
     rng: np.random.Generator
     obs: np.ndarray
     identity: dict[str, Any]  # env_id, num_actions, args (flags as plain values), commit_hash, seed
@@ -65,6 +70,7 @@ class TrainingState:
     episode_returns: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100))
     best_mean_return: float = -float("inf")
     best_eval_return: float = -float("inf")
+    envs_restored: bool = True
 
     def mean_return(self) -> float:
         """Mean unclipped score of the last 100 games (nan before the first game ends)."""
@@ -90,14 +96,13 @@ class TrainingState:
             "episode_returns": list(self.episode_returns),
             "best_model_path": str(self.best_model_path),
             "random_states": random_states(self.rng),
-            "env_state": get_env_state(self.env) if hasattr(self.env.unwrapped, "ale") else None,
+            "env_state": self.envs.get_state(),
             "obs": torch.from_numpy(np.array(self.obs)),
         }
 
     def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
         """Continue exactly where `checkpoint` (written by state_dict, now or by an earlier version) left off."""
-        self.learner.online.load_state_dict(checkpoint["state_dict"])
-        self.learner.target.load_state_dict(checkpoint["target_state_dict"])
+        self.learner.load_networks(checkpoint["state_dict"], checkpoint["target_state_dict"])
         configured_lrs = [group["lr"] for group in self.learner.optimizer.param_groups]
         self.learner.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
         for group, lr in zip(self.learner.optimizer.param_groups, configured_lrs):
@@ -108,14 +113,19 @@ class TrainingState:
         self.best_mean_return, self.best_eval_return = checkpoint["best_mean_return"], checkpoint["best_eval_return"]
         self.best_model_path = Path(checkpoint["best_model_path"])
         restore_random_states(checkpoint["random_states"], self.rng)
-        if checkpoint["env_state"] is not None:
-            set_env_state(self.env, checkpoint["env_state"])
-        self.obs = checkpoint["obs"].numpy()
+        env_state, obs = checkpoint["env_state"], checkpoint["obs"].numpy()
+        if isinstance(env_state, dict):  # a single-env checkpoint of an earlier version
+            env_state, obs = [env_state], obs[None]
+        if len(obs) != self.envs.num_envs:
+            raise ValueError(f"the checkpoint has {len(obs)} envs, this run {self.envs.num_envs}")
+        self.envs_restored = self.envs.restorable
+        if self.envs_restored and env_state is not None:  # None: an env without emulator state (tests' tiny tasks)
+            self.envs.set_state(env_state)
+        self.obs = obs
 
     def load_model_file(self, model: dict[str, Any]) -> None:
         """Go on from a best-model file: its weights (online and target), step and counters; the rest starts fresh."""
-        self.learner.online.load_state_dict(model["state_dict"])
-        self.learner.target.load_state_dict(model["state_dict"])
+        self.learner.load_networks(model["state_dict"], model["state_dict"])
         self.step, self.num_updates, self.num_episodes = model["step"], model.get("num_updates", 0), model.get("num_episodes", 0)
         self.best_mean_return = model.get("best_mean_return", -float("inf"))
         self.best_eval_return = model.get("best_eval_return", -float("inf"))

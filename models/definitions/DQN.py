@@ -3,9 +3,12 @@
 Input: a batch of stacked frames, shape (B, 4, 84, 84), dtype uint8 (0..255); it is scaled
 by 1/255 on the device the network lives on, so only uint8 bytes cross the host/device bus.
 Output: Q-values, shape (B, num_actions), float32, with no activation on the last layer (Q-values
-may be negative). Under bf16 autocast the convolutions and the hidden layer run in bf16, but the
-last layer always runs in fp32 on fp32 features: every Q-value that is compared (argmax),
-gathered, maximised or regressed keeps fp32 resolution, so bf16 never rounds two actions into a tie.
+may be negative). The trunk (convolutions and the hidden layer) computes in its weights' dtype, or
+in autocast's dtype under autocast: a bf16 trunk is either a bf16 copy of the weights (training,
+utils/dqn_agent.py) or bf16 autocast over fp32 weights (evaluation of a saved model); both cast the
+same operands to bf16. The last layer always runs in fp32 on fp32 features: every Q-value that is
+compared (argmax), gathered, maximised or regressed keeps fp32 resolution, so bf16 never rounds two
+actions into a tie.
 """
 import contextlib
 
@@ -36,9 +39,11 @@ class DQN(nn.Module):
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         """states: (B, 4, 84, 84) uint8 (or float already in [0, 1] scaled by 255) -> (B, num_actions) Q-values."""
-        device_type = states.device.type
-        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else torch.float32
+        device_type, first_weight = states.device.type, self.cnn[0].weight
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else first_weight.dtype
         x = states.to(dtype) * (1.0 / 255.0)  # straight to the compute dtype: one cast, no fp32 copy under bf16
+        if first_weight.is_contiguous(memory_format=torch.channels_last):  # NHWC input for NHWC weights: no reorder
+            x = x.contiguous(memory_format=torch.channels_last)
         hidden = self.fc[1](self.fc[0](self.cnn(x)))
         with torch.autocast(device_type, enabled=False):  # the Q head in fp32 whatever the trunk's precision
             return self.fc[2](hidden.float())
