@@ -26,7 +26,7 @@ class StartClock(BaseCallback):
         self.start, self.started_at = start, None
 
     def _on_step(self) -> bool:
-        if self.num_timesteps == self.start:
+        if self.started_at is None and self.num_timesteps >= self.start:
             self.started_at = time.perf_counter()
         return True
 
@@ -39,13 +39,14 @@ def main() -> None:
     p.add_argument("--ratio", type=int, default=4)
     p.add_argument("--epsilon", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--num_envs", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     gym.register_envs(ale_py)
-    env = VecFrameStack(make_atari_env(args.env_id, n_envs=1, seed=0), n_stack=4)
+    env = VecFrameStack(make_atari_env(args.env_id, n_envs=args.num_envs, seed=0), n_stack=4)
     model = DQN(
         "CnnPolicy", env, buffer_size=100_000, learning_rate=1e-4, batch_size=32, learning_starts=args.warmup,
-        target_update_interval=1000, train_freq=args.ratio, gradient_steps=1, exploration_initial_eps=args.epsilon,
+        target_update_interval=1000, train_freq=args.ratio // args.num_envs, gradient_steps=1, exploration_initial_eps=args.epsilon,
         exploration_final_eps=args.epsilon, optimize_memory_usage=False, device="cpu", seed=0, verbose=0,
     )
     clock = StartClock(args.warmup)

@@ -5,7 +5,8 @@
 
 Settings shared by both (rl-baselines3-zoo's Atari DQN where they have one): Breakout, one update of
 a 32-batch per 4 agent steps, 100k buffer, target copy every 1000 steps, Adam 1e-4, a constant
-epsilon, the same torch threads, learning started after --warmup steps. Rounds alternate A B A B
+epsilon, the same torch threads, learning started after --warmup steps, --num_envs games on each side
+(SB3: a DummyVecEnv with train_freq 4 // N vector steps, so one update per 4 agent steps on both). Rounds alternate A B A B
 (this project, then SB3) so a drift of the machine hits both alike; each figure is agent steps/s
 over --steps steps after learning starts. Needs an idle machine.
 """
@@ -17,9 +18,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
-import torch
-from _common import ROOT, machine
-from throughput import measured_loop
+from _common import ROOT, machine, training_loop_fps
 
 
 def main() -> None:
@@ -31,20 +30,21 @@ def main() -> None:
     p.add_argument("--epsilon", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=2, help="A B pairs")
+    p.add_argument("--num_envs", type=int, default=1, choices=[1, 2, 4], help="games per vector step on both sides")
     args = p.parse_args()
     if not args.peer_python.is_file():
         raise SystemExit(f"error: no SB3 environment at {args.peer_python}; run `make bench-peer`")
-    torch.set_num_threads(args.threads)
-    ours_argv = [
+    ours_argv = ["--num_envs", str(args.num_envs),
         "--env_id", args.env_id, "--acting_learning_step_ratio", "4", "--replay_buffer_size", "100000",
         "--batch_size", "32", "--target_dqn_update_interval", "1000", "--learning_rate", "1e-4",
         "--epsilon_start_value", str(args.epsilon), "--epsilon_end_value", str(args.epsilon),
     ]
     peer_argv = [str(args.peer_python), str(ROOT / "bench" / "_sb3_side.py"), "--env_id", args.env_id, "--steps", str(args.steps),
-                 "--warmup", str(args.warmup), "--epsilon", str(args.epsilon), "--threads", str(args.threads)]
+                 "--warmup", str(args.warmup), "--epsilon", str(args.epsilon), "--threads", str(args.threads),
+                 "--num_envs", str(args.num_envs)]
     ours, peer = [], []
     for _ in range(args.rounds):
-        ours.append(measured_loop(ours_argv, args.steps, args.warmup))
+        ours.append(statistics.mean(training_loop_fps(ours_argv, args.steps, args.warmup, args.threads)))
         result = subprocess.run(peer_argv, capture_output=True, text=True, check=True)
         peer.append(json.loads(result.stdout.strip().splitlines()[-1])["steps_per_s"])
     version = subprocess.run([str(args.peer_python), "-c", "import stable_baselines3 as s; print(s.__version__)"],
@@ -52,7 +52,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "peer_sb3",
         "env_id": args.env_id,
-        "settings": {"ratio": 4, "batch": 32, "buffer": 100_000, "target_interval": 1000, "epsilon": args.epsilon,
+        "settings": {"num_envs": args.num_envs, "ratio": 4, "batch": 32, "buffer": 100_000, "target_interval": 1000, "epsilon": args.epsilon,
                      "warmup": args.warmup, "timed_steps": args.steps, "threads": args.threads},
         "order": "A B " * args.rounds,
         "ours_steps_per_s": [round(x, 1) for x in ours],

@@ -16,6 +16,7 @@ import utils.dqn_agent
 from utils.dqn_agent import (
     Batch,
     DeepMindRMSprop,
+    Learner,
     dqn_loss,
     greedy_action,
     linear_epsilon,
@@ -158,3 +159,61 @@ def test_auto_precision_is_bf16_only_on_native_bf16_cpus(monkeypatch: pytest.Mon
     monkeypatch.setattr(utils.dqn_agent, "cpu_has_native_bf16", lambda: native_bf16)
     device, dtype = pick_device_and_precision("auto", precision)
     assert (device.type, dtype) == expected
+
+
+def random_batch(seed: int, size: int = 32) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randint(0, 256, (size, 4, 84, 84), dtype=torch.uint8, generator=g)
+    next_states = torch.randint(0, 256, (size, 4, 84, 84), dtype=torch.uint8, generator=g)
+    return Batch(states, torch.randint(0, 4, (size,), generator=g), torch.randint(-1, 2, (size,), generator=g).float(),
+                 next_states, torch.rand(size, generator=g) < 0.1)
+
+
+def twin_learners(lr: float) -> tuple[Learner, Learner]:
+    """An fp32 learner and a bf16 one with the same initial weights."""
+    torch.manual_seed(0)
+    fp32 = Learner(4, torch.device("cpu"), None, "adam", lr, 0.99, 10.0)
+    bf16 = Learner(4, torch.device("cpu"), torch.bfloat16, "adam", lr, 0.99, 10.0)
+    bf16.load_networks(fp32.online.state_dict(), fp32.target.state_dict())
+    return fp32, bf16
+
+
+def test_bf16_updates_keep_fp32_masters_and_follow_the_fp32_updates() -> None:
+    fp32, bf16 = twin_learners(lr=1e-4)
+    start = {k: v.clone() for k, v in fp32.online.state_dict().items()}
+    for i in range(10):
+        batch = random_batch(i)
+        fp32.update(batch)
+        bf16.update(batch)
+    for (name, w32), w16 in zip(fp32.online.state_dict().items(), bf16.online.state_dict().values()):
+        assert w16.dtype == torch.float32, name  # the masters stay fp32
+        moved32, moved16 = (w32 - start[name]).flatten(), (w16 - start[name]).flatten()
+        cosine = torch.nn.functional.cosine_similarity(moved32, moved16, dim=0)
+        assert cosine > 0.9, (name, cosine.item())  # the same direction of learning
+        assert 0.8 < moved16.norm() / moved32.norm() < 1.25, name  # and the same size
+    # The working copy is the master rounded to bf16 (trunk) or the master itself (fp32 Q head).
+    for (name, master), work in zip(bf16.online.named_parameters(), bf16.online_work.parameters()):
+        expected_dtype = torch.float32 if name.startswith("fc.2") else torch.bfloat16
+        assert work.dtype == expected_dtype, name
+        torch.testing.assert_close(work, master.detach().to(expected_dtype), rtol=0, atol=0)
+
+
+def test_updates_smaller_than_bf16_resolution_accumulate_in_the_fp32_masters() -> None:
+    """Adam's steps are at most ~lr per weight: at lr 1e-6 they are far below bf16's spacing near these weights
+    (~1e-4 to 1e-3), so pure bf16 weights would round every one of them away; the fp32 masters must keep them."""
+    _, bf16 = twin_learners(lr=1e-6)
+    start = bf16.online.cnn[2].weight.detach().clone()
+    for i in range(10):
+        bf16.update(random_batch(i))
+    now = bf16.online.cnn[2].weight.detach()
+    assert ((now - start).abs() > 0).float().mean() > 0.9  # the masters moved ...
+    assert (now.to(torch.bfloat16) == start.to(torch.bfloat16)).float().mean() > 0.9  # ... by less than bf16 can show
+
+
+def test_a_target_sync_refreshes_the_target_working_copy() -> None:
+    _, bf16 = twin_learners(lr=1e-3)
+    for i in range(3):
+        bf16.update(random_batch(i))
+    assert not torch.equal(bf16.target_work.cnn[0].weight.float(), bf16.online_work.cnn[0].weight.float())
+    bf16.sync_target()
+    torch.testing.assert_close(bf16.target_work.cnn[0].weight, bf16.online.cnn[0].weight.detach().to(torch.bfloat16), rtol=0, atol=0)

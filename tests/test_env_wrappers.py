@@ -1,10 +1,12 @@
 """The Nature wrapper stack on the real emulator (ale-py's bundled Breakout and Pong ROMs)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
-from utils.env_wrappers import EnvIdError, make_atari_env, validate_env_id
+from utils.env_wrappers import AleVectorEnvs, EnvIdError, GymnasiumEnvs, make_atari_env, make_training_envs, validate_env_id
 
 
 @pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4"])
@@ -113,3 +115,52 @@ def test_bad_env_ids_fail_with_one_line(bad_id: str) -> None:
     with pytest.raises(EnvIdError) as error:
         validate_env_id(bad_id)
     assert "\n" not in str(error.value) and "NoFrameskip" in str(error.value)
+
+
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4"])
+def test_ale_vector_env_gives_the_wrapper_stacks_frames_rewards_terminals_and_scores(env_id: str) -> None:
+    """Same actions, no random no-ops: identical frames, clipped rewards, terminals and game scores, except where
+    the docstring says they differ: after a lost life the stack takes a NOOP step of its own, which the vector
+    env is given here as an extra action (its reward must be 0 and its frame the stack's)."""
+    stack = GymnasiumEnvs(env_id, 1, make_env=functools.partial(make_atari_env, noop_max=0))
+    vector = AleVectorEnvs(env_id, 1, noop_max=0)
+    np.testing.assert_array_equal(vector.reset(seed=0), stack.reset(seed=0))
+    rng = np.random.default_rng(0)
+    counts = {"steps": 0, "lives lost": 0, "games": 0}
+    while counts["steps"] < 6000 or counts["games"] < 2:
+        action = rng.integers(stack.num_actions, size=1)
+        a, b = stack.step(action), vector.step(action)
+        life_lost = bool(a.terminal[0]) and not a.scores
+        if life_lost:  # the stack took a NOOP inside its reset: the vector env takes it now
+            assert b.terminal[0] and not b.scores
+            b = vector.step(np.zeros(1, np.int64))
+            assert b.rewards[0] == 0 and not b.terminal[0] and not b.scores
+            counts["lives lost"] += 1
+        else:
+            np.testing.assert_array_equal(b.terminal, a.terminal)
+            np.testing.assert_array_equal(b.rewards, a.rewards)
+            assert [s[:2] for s in b.scores] == [s[:2] for s in a.scores]  # (env, score); lengths count the NOOPs
+            counts["games"] += len(a.scores)
+        np.testing.assert_array_equal(b.obs, a.obs, err_msg=f"step {counts['steps']}")
+        counts["steps"] += 1
+    assert counts["games"] >= 2 and (counts["lives lost"] > 0 or env_id.startswith("Pong"))
+    stack.close()
+    vector.close()
+
+
+def test_vector_env_steps_n_games_with_same_step_resets_and_scores_per_game() -> None:
+    envs = make_training_envs("BreakoutNoFrameskip-v4", 4)
+    assert isinstance(envs, AleVectorEnvs) and not envs.restorable
+    obs = envs.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    rng = np.random.default_rng(0)
+    scores, terminals = [], 0
+    for _ in range(3000):
+        result = envs.step(rng.integers(envs.num_actions, size=4))
+        assert result.obs.shape == (4, 84, 84) and set(np.unique(result.rewards)) <= {0.0, 1.0}
+        terminals += int(result.terminal.sum())
+        scores += result.scores
+    assert {i for i, _, _ in scores} == {0, 1, 2, 3}  # every env finished games ...
+    assert terminals >= 5 * len(scores)  # ... of 5 lives, each lost life terminal
+    assert all(length > 0 and score >= 0 for _, score, length in scores)
+    envs.close()

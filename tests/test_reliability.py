@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ import evaluate_DQN_script
 import train_DQN_script
 from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
+from utils.replay_buffer import StreamedReplayBuffer
 from utils.checkpoints import (
     CheckpointError,
     atomic_torch_save,
@@ -291,3 +293,37 @@ def test_preset_sets_visible_defaults_and_given_flags_win() -> None:
     breakout = parse_config(["--preset", "breakout", "--output_dir", "/tmp"])
     assert breakout.env_id == "BreakoutNoFrameskip-v4" and breakout.replay_compression == "lz4"
     assert breakout.target_dqn_update_interval == 1_000 and breakout.eval_freq == 250_000
+
+
+def test_two_envs_half_run_plus_resume_equals_full_run(tmp_path: Path) -> None:
+    """N = 2 gymnasium stacks: both games, both replay streams and the draws over them resume bit-exactly."""
+    common = [*SMALL, "--output_dir", str(tmp_path), "--save_replay_buffer", "--seed", "4", "--checkpoint_freq", "400",
+              "--num_envs", "2", "--vector_env", "gymnasium"]
+    full = train_dqn(parse_config([*common, "--run_name", "full", "--num_of_training_steps", "800"]))
+    train_dqn(parse_config([*common, "--run_name", "halves", "--num_of_training_steps", "400"]))
+    resumed = train_dqn(parse_config(["--resume", "halves", "--output_dir", str(tmp_path), "--num_of_training_steps", "800"]))
+    assert resumed["steps"] == full["steps"] == 800 and resumed["updates"] == full["updates"] == (800 - 200) // 4
+    full_w, halves_w = final_weights(tmp_path, "full"), final_weights(tmp_path, "halves")
+    for name in full_w:
+        torch.testing.assert_close(halves_w[name], full_w[name], rtol=0, atol=0)
+
+
+def test_vector_env_run_resumes_with_new_games_and_its_memory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """ale-py's vector env cannot be saved: the resume restarts the games, ends each stream's old game as truncated
+    (no stack joins two games) and keeps the memory, optimizer and counters."""
+    common = [*SMALL, "--output_dir", str(tmp_path), "--save_replay_buffer", "--seed", "5", "--checkpoint_freq", "400", "--num_envs", "4"]
+    train_dqn(parse_config([*common, "--run_name", "vec", "--num_of_training_steps", "400"]))
+    checkpoint = load_checkpoint(list_checkpoints(tmp_path / "models" / "checkpoints" / "vec", "BreakoutNoFrameskip-v4")[-1])
+    assert checkpoint["env_state"] is None and tuple(checkpoint["obs"].shape) == (4, 84, 84)
+    state_before = StreamedReplayBuffer.load(tmp_path / "models" / "checkpoints" / "vec" / "replay_buffer_steps_400.npz")
+    assert [s.get_current_size() for s in state_before.streams] == [100] * 4
+    summary = train_dqn(parse_config(["--resume", "vec", "--output_dir", str(tmp_path), "--num_of_training_steps", "800",
+                                      "--checkpoint_freq", "0"]))
+    assert "cannot restore" in capsys.readouterr().out
+    assert summary["steps"] == 800 and summary["updates"] == (800 - 200) // 4
+    buffer = StreamedReplayBuffer.load(tmp_path / "models" / "checkpoints" / "vec" / "replay_buffer_steps_800.npz")
+    for stream, frame in zip(buffer.streams, checkpoint["obs"].numpy()):
+        # slots 0..99 before the kill, 100 = the checkpoint's frame as a truncation, then the new game from 101
+        assert stream.get_current_size() == 100 + 1 + 100
+        assert stream.ends[100] and not stream.has_action[100] and not stream.dones[100]
+        np.testing.assert_array_equal(stream.frames[100], frame)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from utils.replay_buffer import (
     NotEnoughMemoryError,
     ReplayBuffer,
+    StreamedReplayBuffer,
     check_enough_memory,
     replay_buffer_bytes,
 )
@@ -102,6 +103,90 @@ def test_fast_buffer_matches_naive_reference(capacity: int, episodes: list[tuple
             naive.pending.clear()
         new_segment = True
         check()
+
+
+@settings(max_examples=60, deadline=None)
+@given(num_envs=st.integers(1, 3), capacity=st.integers(K + 2, 30), plans=st.lists(segments, min_size=3, max_size=3),
+       seed=st.integers(0, 2**16), compression=st.sampled_from(["none", "lz4"]))
+def test_streamed_buffer_keeps_each_env_apart_and_matches_naive_references(
+    num_envs: int, capacity: int, plans: list[list[tuple[int, str]]], seed: int, compression: str
+) -> None:
+    """N envs step together as the training loop drives them; each stream must match its env's naive reference."""
+    rng = np.random.default_rng(seed)
+    fast = StreamedReplayBuffer(capacity * num_envs, num_envs, seed=seed, compression=compression, frame_shape=SHAPE)
+    naive = [NaiveReplay() for _ in range(num_envs)]
+    # Each env's script: per agent step (terminal?, truncated?) from its own list of episode segments.
+    scripts = [[(t == n - 1 and end == "terminal", t == n - 1 and end == "truncated") for n, end in plan for t in range(n)]
+               for plan in plans[:num_envs]]
+    new_segment = [True] * num_envs
+    for step in range(max(len(script) for script in scripts)):
+        frames = rng.integers(1, 256, size=(num_envs, *SHAPE), dtype=np.uint8)
+        slots = fast.store_frames(frames)
+        for i in range(num_envs):
+            naive[i].observe(int(slots[i]), frames[i], new_segment[i])
+        np.testing.assert_array_equal(fast.fetch_last_states(), np.stack([n.stack() for n in naive]))
+        actions, rewards = rng.integers(0, 18, num_envs), rng.integers(-1, 2, num_envs).astype(np.float32)
+        ends = [script[step % len(script)] for script in scripts]
+        dones = np.array([terminal for terminal, _ in ends])
+        fast.store_actions_rewards_dones(slots, actions, rewards, dones)
+        for i, (terminal, truncated) in enumerate(ends):
+            naive[i].act(int(slots[i]), int(actions[i]), float(rewards[i]), bool(terminal))
+            if truncated:
+                frame = rng.integers(1, 256, size=SHAPE, dtype=np.uint8)
+                naive[i].observe(fast.store_truncation(i, frame), frame, new_segment=False)
+                naive[i].pending.clear()
+            new_segment[i] = terminal or truncated
+        if fast.num_sampleable() == 0:
+            continue
+        # Every sampled transition is a complete one of its own env, stacks and all.
+        per_stream = fast.sample_slots(64)
+        assert sum(len(s) for s in per_stream) == 64
+        for i, slots_i in enumerate(per_stream):
+            s, a, r, s2, d = fast.streams[i].fetch_transitions(slots_i)
+            for row, slot in enumerate(slots_i):
+                state, action, reward, next_state, done = naive[i].transitions[int(slot)]
+                np.testing.assert_array_equal(s[row], state)
+                assert (a[row], r[row], d[row]) == (action, np.float32(reward), done)
+                if not done:
+                    np.testing.assert_array_equal(s2[row], next_state)
+        assert fast.fetch_random_states(16)[0].shape == (16, K, *SHAPE)
+
+
+def test_streams_are_drawn_in_proportion_to_their_transitions() -> None:
+    fast = StreamedReplayBuffer(3000, 3, seed=0, frame_shape=SHAPE)
+    for count, stream in zip((100, 400, 900), fast.streams):
+        for i in range(count):
+            slot = stream.store_frame(np.full(SHAPE, 1, np.uint8))
+            stream.store_action_reward_done(slot, 0, 0.0, False)
+    draws = np.array([len(s) for s in fast.sample_slots(140_000)])
+    expected = 140_000 * np.array([99, 399, 899]) / 1397  # the newest slot of each stream has no next frame yet
+    assert np.all(np.abs(draws - expected) < 5 * np.sqrt(expected)), (draws, expected)
+
+
+def test_streamed_buffer_saves_and_loads_every_stream_and_its_draws(tmp_path) -> None:
+    fast = StreamedReplayBuffer(200, 2, seed=5, compression="lz4", frame_shape=SHAPE)
+    rng = np.random.default_rng(0)
+    for t in range(150):
+        slots = fast.store_frames(rng.integers(0, 256, (2, *SHAPE), dtype=np.uint8))
+        fast.store_actions_rewards_dones(slots, np.array([1, 2]), np.array([0.0, 1.0]), np.array([t % 17 == 0, t % 23 == 0]))
+    fast.save(tmp_path / "b.npz")
+    loaded = StreamedReplayBuffer.load(tmp_path / "b.npz", compression="lz4")
+    assert loaded.num_streams == 2
+    for a, b in zip(fast.fetch_random_states(32), loaded.fetch_random_states(32)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast.fetch_last_states(), loaded.fetch_last_states())
+
+
+def test_one_stream_is_the_single_buffer_draws_included() -> None:
+    single, streamed = ReplayBuffer(50, frame_shape=SHAPE, seed=3), StreamedReplayBuffer(50, 1, seed=3, frame_shape=SHAPE)
+    for t in range(80):
+        frame = np.full(SHAPE, t, np.uint8)
+        slot = single.store_frame(frame)
+        single.store_action_reward_done(slot, t % 3, 1.0, t % 9 == 0)
+        slots = streamed.store_frames(frame[None])
+        streamed.store_actions_rewards_dones(slots, np.array([t % 3]), np.array([1.0]), np.array([t % 9 == 0]))
+    for a, b in zip(single.fetch_random_states(32), streamed.fetch_random_states(32)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_batch_shapes_and_dtypes() -> None:

@@ -175,14 +175,16 @@ def gradient_step(
     online_work = online if online_work is None else online_work
     target_work = target if target_work is None else target_work
     loss = dqn_loss(online_work, target_work, batch, gamma, None)
-    optimizer.zero_grad(set_to_none=True)
     online_work.zero_grad(set_to_none=True)
     loss.backward()
     if check_finite and not torch.isfinite(loss):
         raise NonFiniteError(f"non-finite loss ({loss.item()})")
-    if online_work is not online:  # widen the working copy's gradients into the fp32 masters' .grad
-        for master, work in zip(online.parameters(), online_work.parameters()):
-            master.grad = work.grad.to(torch.float32, memory_format=torch.preserve_format)
+    if online_work is not online:  # widen the working copy's gradients into the fp32 masters' .grad, kept allocated
+        masters = list(online.parameters())
+        for master in masters:
+            if master.grad is None:
+                master.grad = torch.zeros_like(master)
+        torch._foreach_copy_([m.grad for m in masters], [w.grad for w in online_work.parameters()])
     norms = gradient_norms(online) if want_grad_norms else None
     if max_grad_norm > 0:
         clip_gradients(list(online.parameters()), max_grad_norm)

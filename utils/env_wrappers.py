@@ -256,12 +256,12 @@ class AleVectorEnvs:
 
     restorable = False
 
-    def __init__(self, env_id: str, num_envs: int, num_threads: int = 0) -> None:
+    def __init__(self, env_id: str, num_envs: int, num_threads: int = 0, noop_max: int = 30) -> None:
         spec = gym.registry[validate_env_id(env_id)]
         self.env = AtariVectorEnv(
             spec.kwargs["game"], num_envs, num_threads=num_threads, autoreset_mode="SameStep",
             max_num_frames_per_episode=spec.kwargs["max_num_frames_per_episode"], repeat_action_probability=0.0,
-            img_height=84, img_width=84, grayscale=True, stack_num=1, frameskip=FRAME_SKIP, maxpool=True, noop_max=30,
+            img_height=84, img_width=84, grayscale=True, stack_num=1, frameskip=FRAME_SKIP, maxpool=True, noop_max=noop_max,
             episodic_life=False, life_loss_info=True, reward_clipping=False, use_fire_reset=False,
         )
         self.num_envs, self.num_actions = num_envs, int(self.env.single_action_space.n)

@@ -317,11 +317,12 @@ class StreamedReplayBuffer:
         seed: int | None = None,
         compression: str = "none",
         streams: list[ReplayBuffer] | None = None,
+        frame_shape: tuple[int, int] = (84, 84),
     ) -> None:
         if streams is None:
-            check_enough_memory(replay_buffer_bytes(max_buffer_size, compression=compression), crash_if_no_mem)
-            streams = [ReplayBuffer(max_buffer_size // num_streams, crash_if_no_mem=False, seed=seed, compression=compression)
-                       for _ in range(num_streams)]
+            check_enough_memory(replay_buffer_bytes(max_buffer_size, frame_shape, compression), crash_if_no_mem)
+            streams = [ReplayBuffer(max_buffer_size // num_streams, frame_shape=frame_shape, crash_if_no_mem=False, seed=seed,
+                                    compression=compression) for _ in range(num_streams)]
         self.rng = np.random.default_rng(seed)  # the draw over streams (N > 1); one stream draws with its own
         self.streams = streams
         self.num_streams, self.compression = len(self.streams), compression
