@@ -106,6 +106,29 @@ def plot_runs(run_dirs: list[Path], out_dir: Path, env_id: str | None = None, na
     return [curves, returns]
 
 
+def plot_evaluations(run_dirs: list[Path], references: list[dict[str, Any]], out_dir: Path, env_id: str | None, name: str,
+                     max_step: int | None = None) -> Path:
+    """<name>_evaluations.png: each run's evaluations (Eval/mean_return) and reference curves ({"label", "steps",
+    "mean_return"}, e.g. an earlier run's figures) against agent steps, up to max_step."""
+    figure, ax = plt.subplots(figsize=(9, 5.5), constrained_layout=True)
+    curves = [(Path(d).name, *read_scalars(Path(d)).get("Eval/mean_return", (np.array([]), np.array([])))) for d in run_dirs]
+    curves += [(r["label"], np.array(r["steps"]), np.array(r["mean_return"])) for r in references]
+    for label, steps, values in curves:
+        keep = steps <= max_step if max_step else np.ones(len(steps), bool)
+        ax.plot(steps[keep], values[keep], marker="o", markersize=3, label=label)
+    _baselines(ax, env_id)
+    ax.set_title("evaluations (10 games, Nature protocol) against agent steps")
+    ax.set_xlabel("agent steps")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    _frames_axis(ax)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}_evaluations.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 # ---- several seeds per game, and several games: confidence intervals with rliable ---------------------------------
 def run_env_id(run_dir: Path, default: str | None = None) -> str | None:
     """The game a run folder was trained on (its run_info.json), else `default`."""
