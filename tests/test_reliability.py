@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -327,3 +328,22 @@ def test_vector_env_run_resumes_with_new_games_and_its_memory(tmp_path: Path, ca
         assert stream.get_current_size() == 100 + 1 + 100
         assert stream.ends[100] and not stream.has_action[100] and not stream.dones[100]
         np.testing.assert_array_equal(stream.frames[100], frame)
+
+
+def test_rescore_keeps_the_model_with_the_best_re_scored_mean(tmp_path: Path) -> None:
+    """--rescore_episodes: every evaluation that beats the best 10-game figure is played again on other seeds;
+    the best model is the best re-scored one, and picks.jsonl lists each pick with both figures."""
+    args = [*SMALL, "--env_id", "PongNoFrameskip-v4", "--output_dir", str(tmp_path), "--run_name", "rescored",
+            "--num_of_training_steps", "800", "--eval_freq", "200", "--eval_episodes", "1", "--rescore_episodes", "2",
+            "--checkpoint_freq", "0", "--seed", "2"]
+    summary = train_dqn(parse_config(args))
+    picks = [json.loads(line) for line in (tmp_path / "runs" / "rescored" / "picks.jsonl").read_text().splitlines()]
+    assert picks and picks[0]["step"] == 200 and picks[0]["kept"]
+    assert [p["eval_mean_return"] for p in picks] == sorted({p["eval_mean_return"] for p in picks})  # each beat the last
+    best = max(picks, key=lambda p: p["rescore_mean_return"])
+    assert [p["kept"] for p in picks] == [p["rescore_mean_return"] == max(q["rescore_mean_return"] for q in picks[: i + 1])
+                                          and p["rescore_mean_return"] > max([q["rescore_mean_return"] for q in picks[:i]], default=-99)
+                                          for i, p in enumerate(picks)]
+    model = load_checkpoint(summary["best_model_path"])
+    assert model["step"] == best["step"] and model["rescore_mean_return"] == best["rescore_mean_return"]
+    assert summary["best_rescore_return"] == best["rescore_mean_return"]

@@ -6,6 +6,8 @@ A checkpoint is `TrainingState.state_dict()`: tensors and plain values only (it 
   step, num_updates, num_episodes                       agent steps taken, gradient updates, real games ended
   episode_returns                                       the last 100 unclipped game scores
   best_mean_return, best_eval_return, best_model_path   what picked the best model, and where it is
+  best_rescore_return                                   the best model's --rescore_episodes mean (-inf: none; absent
+                                                        in older checkpoints)
   epsilon                                               at `step` (for reading; the schedule recomputes it)
   random_states                                         python, numpy, torch and the loop's generator
   env_state, obs                                        per env: the emulator with its RNG and wrapper counters (a
@@ -70,6 +72,7 @@ class TrainingState:
     episode_returns: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100))
     best_mean_return: float = -float("inf")
     best_eval_return: float = -float("inf")
+    best_rescore_return: float = -float("inf")
     envs_restored: bool = True
 
     def mean_return(self) -> float:
@@ -85,6 +88,7 @@ class TrainingState:
             "num_episodes": self.num_episodes,
             "best_mean_return": self.best_mean_return,
             "best_eval_return": self.best_eval_return,
+            "best_rescore_return": self.best_rescore_return,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -111,6 +115,7 @@ class TrainingState:
         self.episode_returns.clear()
         self.episode_returns.extend(checkpoint["episode_returns"])
         self.best_mean_return, self.best_eval_return = checkpoint["best_mean_return"], checkpoint["best_eval_return"]
+        self.best_rescore_return = checkpoint.get("best_rescore_return", -float("inf"))
         self.best_model_path = Path(checkpoint["best_model_path"])
         restore_random_states(checkpoint["random_states"], self.rng)
         env_state, obs = checkpoint["env_state"], checkpoint["obs"].numpy()
@@ -129,3 +134,4 @@ class TrainingState:
         self.step, self.num_updates, self.num_episodes = model["step"], model.get("num_updates", 0), model.get("num_episodes", 0)
         self.best_mean_return = model.get("best_mean_return", -float("inf"))
         self.best_eval_return = model.get("best_eval_return", -float("inf"))
+        self.best_rescore_return = model.get("best_rescore_return", -float("inf"))
