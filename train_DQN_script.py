@@ -16,15 +16,11 @@ models/checkpoints/<run_name>/, the best model in models/binaries/.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from utils.bookkeeping import Bookkeeper, multiples_in
 from utils.checkpoints import CheckpointError, git_commit, load_checkpoint, next_binary_path
@@ -32,6 +28,7 @@ from utils.cli import (
     OneLineArgumentParser,
     StopRequest,
     fail,
+    parse_training_flags,
     non_negative_int,
     positive_float,
     positive_int,
@@ -39,7 +36,7 @@ from utils.cli import (
 )
 from utils.constants import ROOT_PATH, RunPaths
 from utils.dqn_agent import Learner, NonFiniteError, linear_epsilon, pick_device_and_precision, to_device
-from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs, make_training_envs, validate_env_id
+from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs, make_training_envs
 from utils.replay_buffer import (
     COMPRESSIONS,
     NotEnoughMemoryError,
@@ -47,7 +44,7 @@ from utils.replay_buffer import (
     check_enough_memory,
     replay_buffer_bytes,
 )
-from utils.training_state import TrainingState
+from utils.training_state import TrainingState, set_random_seeds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,17 +166,11 @@ def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
     (e.g. a larger --num_of_training_steps); config.resume becomes the checkpoint's path.
     """
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    config = parser.parse_args(argv)
-    if config.preset:
-        parser.set_defaults(**PRESETS[config.preset])
-        config = parser.parse_args(argv)
-    if config.resume:
-        config = merge_resume_flags(config, explicit={a[2:].split("=")[0] for a in argv if a.startswith("--")})
-    try:
-        validate_env_id(config.env_id)
-    except EnvIdError as e:
-        fail(str(e))
+    return parse_training_flags(build_parser(), PRESETS, argv, FIXED_ON_RESUME, ALGO, check_dqn_flags)
+
+
+def check_dqn_flags(config: argparse.Namespace) -> None:
+    """The DQN flags that only make sense together; one line and exit code 2 for each problem."""
     if config.replay_buffer_size // config.num_envs < config.batch_size + 5:
         fail(f"--replay_buffer_size {config.replay_buffer_size} is too small for --num_envs {config.num_envs}: each env's share must exceed --batch_size + 5")
     if config.batch_size > config.replay_buffer_size - 5:
@@ -188,73 +179,16 @@ def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
         fail(f"--num_warmup_steps {config.num_warmup_steps} must be at least --batch_size {config.batch_size}")
     if config.grad_clipping_value < 0:
         fail("--grad_clipping_value must be >= 0 (0 disables clipping)")
-    if config.device == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda was given but no CUDA GPU is visible to PyTorch; use --device cpu or auto")
     if not config.dont_crash_if_no_mem:
         try:
             check_enough_memory(replay_buffer_bytes(config.replay_buffer_size, compression=config.replay_compression))
         except NotEnoughMemoryError as e:
             fail(str(e))
-    check_writable(config.output_dir)
-    if config.run_name is None:
-        config.run_name = f"{config.env_id}_{time.strftime('%Y%m%d_%H%M%S')}"
-    return config
 
 
 # What a checkpoint carries over as state: its random states, its optimizer's moments, its replay memory.
 FIXED_ON_RESUME = {"seed", "optimizer", "replay_buffer_size", "num_envs"}
-
-
-def merge_resume_flags(config: argparse.Namespace, explicit: set[str]) -> argparse.Namespace:
-    """The checkpoint's flags, overridden by the flags given on this command line."""
-    path = Path(config.resume)
-    if not path.is_file():  # a run name: its newest checkpoint
-        run_folder = RunPaths(config.output_dir, config.resume).checkpoints
-        candidates = sorted(run_folder.glob("dqn_*_ckpt_steps_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-        if not candidates:
-            fail(f"--resume '{config.resume}' is neither a checkpoint file nor a run with checkpoints in {run_folder}")
-        path = candidates[-1]
-    try:
-        checkpoint = load_checkpoint(path)
-    except CheckpointError as e:
-        fail(f"--resume: {e}")
-    if "step" not in checkpoint or "args" not in checkpoint:
-        fail(f"--resume: '{path}' is a model file without its step and flags, not a training checkpoint (use models/checkpoints/<run>/...)")
-    if "env_id" in explicit and config.env_id != checkpoint["env_id"]:
-        fail(f"--resume: '{path}' is a checkpoint of {checkpoint['env_id']}, not of --env_id {config.env_id}")
-    if "random_states" in checkpoint:  # a training checkpoint continues its own random states, optimizer and memory
-        for flag in sorted(FIXED_ON_RESUME & explicit):
-            stored = checkpoint["args"].get(flag)
-            if stored is not None and getattr(config, flag) != stored:
-                fail(f"--resume: --{flag} cannot change on resume (the checkpoint has {stored}); start a new run to change it")
-    merged = vars(config) | checkpoint["args"]  # flags newer than the checkpoint keep their defaults
-    merged.update({k: v for k, v in vars(config).items() if k in explicit})
-    merged["output_dir"] = Path(merged["output_dir"])
-    merged["resume"] = str(path)
-    resumed = argparse.Namespace(**merged)
-    if resumed.num_of_training_steps <= checkpoint["step"]:
-        fail(f"--resume: the checkpoint is at step {checkpoint['step']}; pass a larger --num_of_training_steps to go on")
-    return resumed
-
-
-def check_writable(output_dir: Path) -> None:
-    """Fail in one line, creating nothing, when output_dir cannot be created or written."""
-    existing = Path(output_dir).absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        fail(f"--output_dir '{output_dir}' cannot be created: '{existing}' is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as e:
-        fail(f"--output_dir '{output_dir}' is not writable ({e.strerror}); choose another with --output_dir")
-
-
-def set_random_seeds(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+ALGO = "dqn"  # the prefix of this script's checkpoint and model files
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,25 +68,25 @@ def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dic
     return checkpoint
 
 
-def list_checkpoints(folder: Path, env_id: str) -> list[Path]:
-    """Checkpoints of env_id in folder, oldest (fewest steps) first."""
-    pattern = re.compile(rf"^dqn_{re.escape(env_id)}_ckpt_steps_(\d+)\.pth$")
+def list_checkpoints(folder: Path, env_id: str, algo: str = "dqn") -> list[Path]:
+    """Checkpoints of env_id (and algorithm, the file name's prefix) in folder, oldest (fewest steps) first."""
+    pattern = re.compile(rf"^{algo}_{re.escape(env_id)}_ckpt_steps_(\d+)\.pth$")
     found = [(int(m.group(1)), p) for p in Path(folder).glob("*.pth") if (m := pattern.match(p.name))]
     return [p for _, p in sorted(found)]
 
 
-def prune_checkpoints(folder: Path, env_id: str, keep: int) -> None:
+def prune_checkpoints(folder: Path, env_id: str, keep: int, algo: str = "dqn") -> None:
     """Delete all but the `keep` newest checkpoints of env_id (keep <= 0 keeps all)."""
     if keep > 0:
-        for old in list_checkpoints(folder, env_id)[:-keep]:
+        for old in list_checkpoints(folder, env_id, algo)[:-keep]:
             old.unlink(missing_ok=True)
 
 
-def next_binary_path(folder: Path, env_id: str) -> Path:
-    """models/binaries/dqn_<env_id>_<NNNNNN>.pth with the next free number: a new run never overwrites a best model."""
-    pattern = re.compile(rf"^dqn_{re.escape(env_id)}_(\d{{6}})\.pth$")
+def next_binary_path(folder: Path, env_id: str, algo: str = "dqn") -> Path:
+    """models/binaries/<algo>_<env_id>_<NNNNNN>.pth with the next free number: a new run never overwrites a best model."""
+    pattern = re.compile(rf"^{algo}_{re.escape(env_id)}_(\d{{6}})\.pth$")
     taken = [int(m.group(1)) for p in Path(folder).glob("*.pth") if (m := pattern.match(p.name))]
-    return Path(folder) / f"dqn_{env_id}_{max(taken, default=-1) + 1:06d}.pth"
+    return Path(folder) / f"{algo}_{env_id}_{max(taken, default=-1) + 1:06d}.pth"
 
 
 def git_commit() -> str | None:

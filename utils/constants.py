@@ -1,9 +1,9 @@
 """Where the project reads and writes: the repository's fixed folders, and `RunPaths`, the one place
 that names every file a run writes under --output_dir (the repository root by default).
 
-    <output_dir>/models/checkpoints/<run_name>/dqn_<env_id>_ckpt_steps_<N>.pth   training checkpoints
+    <output_dir>/models/checkpoints/<run_name>/<algo>_<env_id>_ckpt_steps_<N>.pth training checkpoints (algo: dqn, ppo, a2c)
     <output_dir>/models/checkpoints/<run_name>/replay_buffer_steps_<N>.npz        with --save_replay_buffer
-    <output_dir>/models/binaries/dqn_<env_id>_<NNNNNN>.pth                        best model of each run
+    <output_dir>/models/binaries/<algo>_<env_id>_<NNNNNN>.pth                     best model of each run
     <output_dir>/runs/<run_name>/                                                 TensorBoard event files
     <output_dir>/runs/<run_name>/run_info.json                                    the run's game, seed and flags
     <output_dir>/data/debug/<run_name>/, data/eval/, data/plots/                  --debug PNGs, evaluation JSON, plots
@@ -29,8 +29,8 @@ class RunPaths:
     def checkpoints(self) -> Path:
         return Path(self.output_dir) / "models" / "checkpoints" / self.run_name
 
-    def checkpoint(self, env_id: str, step: int) -> Path:
-        return self.checkpoints / f"dqn_{env_id}_ckpt_steps_{step}.pth"
+    def checkpoint(self, env_id: str, step: int, algo: str = "dqn") -> Path:
+        return self.checkpoints / f"{algo}_{env_id}_ckpt_steps_{step}.pth"
 
     def replay_buffer(self, step: int) -> Path:
         return self.checkpoints / f"replay_buffer_steps_{step}.npz"

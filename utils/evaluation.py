@@ -3,8 +3,9 @@
 Protocol (Mnih et al., 2015, Methods): epsilon-greedy with epsilon 0.05, up to 30 random no-op
 starts, full games (all lives; no episodic life), the unclipped game score, each episode capped at
 18,000 frames (5 minutes of play at 60 Hz = 4,500 agent steps). As in training, no FIRE is pressed
-for the agent. Greedy actions come from the learner's `greedy_action` at the precision training
-uses, so the policy that is scored is the policy that training picked.
+for the agent. A DQN's greedy actions come from the learner's `greedy_action` at the precision
+training uses, so the policy that is scored is the policy that training picked; an actor-critic
+(A2C, PPO) plays actions sampled from its own policy, and its runs evaluate it with epsilon 0.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from gymnasium.wrappers import FrameStackObservation
 
+from models.definitions.ActorCritic import ActorCritic
 from models.definitions.DQN import DQN
 from utils.dqn_agent import greedy_action
 from utils.env_wrappers import make_atari_env
@@ -83,8 +85,19 @@ class EvalResult:
         }
 
 
+def evaluation_action(model: DQN | ActorCritic, state: np.ndarray, rng: np.random.Generator, autocast_dtype: torch.dtype | None) -> int:
+    """A DQN's greedy action, or an action an actor-critic's policy samples (drawn with the evaluation's generator)."""
+    if not isinstance(model, ActorCritic):
+        return greedy_action(model, state, autocast_dtype)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(np.asarray(state))[None].to(device))
+    probs = torch.softmax(logits[0].double(), dim=0).cpu().numpy()
+    return int(rng.choice(len(probs), p=probs / probs.sum()))
+
+
 def evaluate(
-    dqn: DQN,
+    dqn: DQN | ActorCritic,
     env_id: str,
     num_episodes: int,
     seed: int,
@@ -93,7 +106,7 @@ def evaluate(
     record_first: bool = False,
     autocast_dtype: torch.dtype | None = None,
 ) -> EvalResult:
-    """Play num_episodes full games with epsilon-greedy `dqn` under the Nature protocol on a fresh env."""
+    """Play num_episodes full games with `dqn` (or an actor-critic), epsilon-greedy, under the Nature protocol on a fresh env."""
     env = make_atari_env(
         env_id, training=False, noop_max=EVAL_NOOP_MAX, max_episode_frames=max_episode_frames,
         render_mode="rgb_array" if record_first else None,
@@ -115,7 +128,7 @@ def evaluate(
                 action = int(rng.integers(env.action_space.n))
                 result.random_actions += 1
             else:
-                action = greedy_action(dqn, obs, autocast_dtype)
+                action = evaluation_action(dqn, obs, rng, autocast_dtype)
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             length += 1

@@ -36,6 +36,13 @@ from utils.dqn_agent import Learner
 from utils.env_wrappers import TrainingEnvs
 
 
+def set_random_seeds(seed: int) -> None:
+    """Seed python, numpy and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def random_states(rng: np.random.Generator) -> dict[str, Any]:
     """Python, numpy, torch and the loop's generator states, as plain values and tensors."""
     numpy_state = np.random.get_state(legacy=False)

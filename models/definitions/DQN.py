@@ -15,6 +15,8 @@ import contextlib
 import torch
 from torch import nn
 
+from models.definitions.nature_cnn import TRUNK_FEATURES, conv_trunk
+
 
 class DQN(nn.Module):
     """Conv(4->32, 8, s4) ReLU, Conv(32->64, 4, s2) ReLU, Conv(64->64, 3, s1) ReLU, FC 3136->512 ReLU, FC 512->A."""
@@ -22,17 +24,9 @@ class DQN(nn.Module):
     def __init__(self, num_actions: int, num_in_frames: int = 4) -> None:
         super().__init__()
         self.num_actions = num_actions
-        self.cnn = nn.Sequential(
-            nn.Conv2d(num_in_frames, 32, kernel_size=8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-        )
+        self.cnn = conv_trunk(num_in_frames)
         self.fc = nn.Sequential(
-            nn.Linear(64 * 7 * 7, 512),
+            nn.Linear(TRUNK_FEATURES, 512),
             nn.ReLU(),
             nn.Linear(512, num_actions),
         )

@@ -1,0 +1,97 @@
+"""A2C's and PPO's shared parts against hand-computed numbers: GAE and n-step returns, the clipped surrogate,
+the A2C loss, frame stacks; and PPO learning a tiny pixel task end to end."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import train_PPO_script
+import utils.env_wrappers
+from tests.tiny_env import make_side_task_envs
+from utils.checkpoints import list_checkpoints, load_checkpoint
+from utils.on_policy import FrameStacker, a2c_loss, advantages_and_returns, ppo_loss
+
+# A 3-step rollout of one env: the transition at t = 1 is terminal (the state at t = 2 starts a new life).
+REWARDS = np.array([[1.0], [0.0], [2.0]], np.float32)
+VALUES = np.array([[0.5], [0.4], [0.3]], np.float32)
+STARTS = np.array([[False], [False], [True]])
+NEXT_VALUES, NEXT_STARTS = np.array([1.0], np.float32), np.array([False])
+
+
+def test_gae_on_a_three_step_rollout_with_a_terminal() -> None:
+    advantages, returns = advantages_and_returns(REWARDS, VALUES, STARTS, NEXT_VALUES, NEXT_STARTS, gamma=0.9, gae_lambda=0.8)
+    # t = 2: delta = 2 + 0.9 * 1.0 - 0.3 = 2.6 (bootstrapped from the next state's value)
+    # t = 1: terminal, delta = 0 - 0.4 = -0.4, nothing flows back from t = 2
+    # t = 0: delta = 1 + 0.9 * 0.4 - 0.5 = 0.86; A = 0.86 + 0.9 * 0.8 * (-0.4) = 0.572
+    np.testing.assert_allclose(advantages[:, 0], [0.572, -0.4, 2.6], rtol=1e-6)
+    np.testing.assert_allclose(returns[:, 0], [1.072, 0.0, 2.9], rtol=1e-6)
+
+
+def test_lambda_one_gives_a2cs_n_step_returns() -> None:
+    _, returns = advantages_and_returns(REWARDS, VALUES, STARTS, NEXT_VALUES, NEXT_STARTS, gamma=0.9, gae_lambda=1.0)
+    # R_0 = r_0 + 0.9 r_1 (the game segment ends at t = 1); R_1 = r_1; R_2 = r_2 + 0.9 V(s_3)
+    np.testing.assert_allclose(returns[:, 0], [1.0, 0.0, 2.9], rtol=1e-6)
+
+
+def test_clipped_surrogate_on_a_two_sample_batch() -> None:
+    new = torch.tensor([math.log(0.6), math.log(0.475)], requires_grad=True)
+    old = torch.tensor([math.log(0.5), math.log(0.5)])
+    advantages = torch.tensor([1.0, -2.0])
+    new_values, old_values, returns = torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.2]), torch.tensor([2.0, 0.1])
+    loss, stats = ppo_loss(new, old, advantages, new_values, old_values, returns, torch.tensor([1.0, 0.5]),
+                           clip_coef=0.1, vf_coef=0.5, ent_coef=0.01)
+    # Ratios 1.2 and 0.95. Sample 0: min(1.2, 1.1) * 1 = 1.1 (clipped); sample 1: 0.95 * -2 = -1.9 (inside the clip range).
+    # Policy loss = -(1.1 - 1.9) / 2 = 0.4.
+    # Values: unclipped errors 1.0 and 0.01; clipped values 0.6 and 0.1 give 1.96 and 0.0; the max: 1.96 and 0.01,
+    # value loss = 0.5 * 1.97 / 2 = 0.4925. Entropy 0.75. Loss = 0.4 + 0.5 * 0.4925 - 0.01 * 0.75 = 0.63875.
+    assert stats["policy_loss"].item() == pytest.approx(0.4)
+    assert stats["value_loss"].item() == pytest.approx(0.4925)
+    assert loss.item() == pytest.approx(0.63875)
+    assert stats["clip_fraction"].item() == pytest.approx(0.5)
+    loss.backward()
+    # The clipped sample gets no policy gradient; the other d(-A r / 2)/d log pi = -A r / 2 = 0.95.
+    torch.testing.assert_close(new.grad, torch.tensor([0.0, 0.95]))
+
+
+def test_a2c_loss_on_a_two_sample_batch() -> None:
+    log_probs = torch.tensor([math.log(0.5), math.log(0.25)])
+    loss, stats = a2c_loss(log_probs, torch.tensor([1.0, -1.0]), torch.tensor([0.5, 1.0]), torch.tensor([1.0, 0.0]),
+                           torch.tensor([1.0, 1.0]), vf_coef=0.25, ent_coef=0.01)
+    policy = -(1.0 * math.log(0.5) - 1.0 * math.log(0.25)) / 2  # -0.3466
+    value = (0.5**2 + 1.0**2) / 2  # 0.625
+    assert stats["policy_loss"].item() == pytest.approx(policy)
+    assert stats["value_loss"].item() == pytest.approx(value)
+    assert loss.item() == pytest.approx(policy + 0.25 * value - 0.01)
+
+
+def test_frame_stacks_roll_and_start_new_games_from_zeros() -> None:
+    stacker = FrameStacker(2)
+    frames = lambda v: np.full((2, 84, 84), v, np.uint8)  # noqa: E731
+    stacks = stacker.reset(frames(1))
+    assert stacks[:, :, 0, 0].tolist() == [[0, 0, 0, 1], [0, 0, 0, 1]]
+    stacker.push(frames(2), np.array([False, False]))
+    stacks = stacker.push(frames(3), np.array([False, True]))
+    assert stacks[:, :, 0, 0].tolist() == [[0, 1, 2, 3], [0, 0, 0, 3]]
+
+
+def test_ppo_learns_the_side_task_checkpoints_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(utils.env_wrappers, "validate_env_id", lambda env_id: env_id)  # the checkpoint's game is SideTask
+    common = ["--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2", "--learning_rate", "1e-3", "--eval_freq", "0",
+              "--log_freq", "640", "--checkpoint_freq", "1280", "--device", "cpu", "--output_dir", str(tmp_path), "--seed", "0"]
+
+    def train(argv: list[str]) -> dict:
+        config = train_PPO_script.parse_config(argv)
+        config.env_id = "SideTask"
+        return train_PPO_script.train_ppo(config, env_factory=make_side_task_envs)
+
+    half = train([*common, "--run_name", "side", "--num_of_training_steps", "3200"])
+    assert half["steps"] == 3200 and half["iterations"] == 50
+    checkpoint = load_checkpoint(list_checkpoints(tmp_path / "models" / "checkpoints" / "side", "SideTask", "ppo")[-1])
+    assert checkpoint["step"] == 3200 and checkpoint["iteration"] == 50 and checkpoint["algo"] == "ppo"
+    summary = train(["--resume", "side", "--output_dir", str(tmp_path), "--num_of_training_steps", "6400"])
+    assert summary["steps"] == 6400 and summary["iterations"] == 100
+    assert summary["mean_return"] > 7.0  # random play scores 0, the optimal policy 10
