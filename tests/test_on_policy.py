@@ -1,5 +1,5 @@
 """A2C's and PPO's shared parts against hand-computed numbers: GAE and n-step returns, the clipped surrogate,
-the A2C loss, frame stacks; and PPO learning a tiny pixel task end to end."""
+the A2C loss, TF-style RMSProp, frame stacks; and both learning a tiny pixel task end to end."""
 from __future__ import annotations
 
 import math
@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+import train_A2C_script
 import train_PPO_script
 import utils.env_wrappers
 from tests.tiny_env import make_side_task_envs
 from utils.checkpoints import list_checkpoints, load_checkpoint
-from utils.on_policy import FrameStacker, a2c_loss, advantages_and_returns, ppo_loss
+from utils.on_policy import FrameStacker, TFLikeRMSprop, a2c_loss, advantages_and_returns, ppo_loss
 
 # A 3-step rollout of one env: the transition at t = 1 is terminal (the state at t = 2 starts a new life).
 REWARDS = np.array([[1.0], [0.0], [2.0]], np.float32)
@@ -95,3 +96,27 @@ def test_ppo_learns_the_side_task_checkpoints_and_resumes(tmp_path: Path, monkey
     summary = train(["--resume", "side", "--output_dir", str(tmp_path), "--num_of_training_steps", "6400"])
     assert summary["steps"] == 6400 and summary["iterations"] == 100
     assert summary["mean_return"] > 7.0  # random play scores 0, the optimal policy 10
+
+
+def test_a2c_learns_the_side_task(tmp_path: Path) -> None:
+    """TF-style RMSProp's running average starts at 1, so its first steps are ~lr * gradient: at Atari's lr 7e-4 this
+    tiny task would take far longer than a test may; lr 2e-2 learns it in 6000 steps (300 updates)."""
+    config = train_A2C_script.parse_config([
+        "--num_envs", "4", "--num_steps", "5", "--num_of_training_steps", "6000", "--learning_rate", "2e-2", "--eval_freq", "0", "--log_freq", "1000",
+        "--checkpoint_freq", "0", "--device", "cpu", "--output_dir", str(tmp_path), "--run_name", "side", "--seed", "0",
+    ])
+    config.env_id = "SideTask"
+    summary = train_A2C_script.train_a2c(config, env_factory=make_side_task_envs)
+    assert summary["steps"] == 6000 and summary["iterations"] == 300
+    assert summary["mean_return"] > 7.0  # random play scores 0, the optimal policy 10
+    assert load_checkpoint(summary["last_checkpoint"])["algo"] == "a2c"
+
+
+def test_tf_like_rmsprop_takes_tensorflows_first_step() -> None:
+    """square_avg starts at 1 and eps sits inside the root: the first step is lr * g / sqrt(0.99 + 0.01 g^2 + eps)."""
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = TFLikeRMSprop([weight], lr=0.1, alpha=0.99, eps=1e-5)
+    weight.grad = torch.tensor([3.0, 0.5])
+    optimizer.step()
+    expected = torch.tensor([1.0 - 0.1 * 3.0 / math.sqrt(0.99 + 0.01 * 9 + 1e-5), -2.0 - 0.1 * 0.5 / math.sqrt(0.99 + 0.01 * 0.25 + 1e-5)])
+    torch.testing.assert_close(weight.detach(), expected)

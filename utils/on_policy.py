@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -158,6 +159,32 @@ def a2c_loss(
     entropy_bonus = entropy.mean()
     loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_bonus
     return loss, {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(), "entropy": entropy_bonus.detach()}
+
+
+class TFLikeRMSprop(torch.optim.Optimizer):
+    """RMSProp as TensorFlow (and Stable-Baselines3's RMSpropTFLike, which RL Zoo's Atari A2C uses) computes it.
+
+        square_avg <- alpha * square_avg + (1 - alpha) * grad^2      (square_avg starts at 1, not 0)
+        param      <- param - lr * grad / sqrt(square_avg + eps)      (eps inside the square root)
+
+    torch.optim.RMSprop starts square_avg at 0 and adds eps outside the root: much larger first steps.
+    """
+
+    def __init__(self, params: Any, lr: float = 7e-4, alpha: float = 0.99, eps: float = 1e-5) -> None:
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+                square_avg = state["square_avg"]
+                square_avg.mul_(group["alpha"]).addcmul_(p.grad, p.grad, value=1 - group["alpha"])
+                p.addcdiv_(p.grad, square_avg.add(group["eps"]).sqrt_(), value=-group["lr"])
 
 
 def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:

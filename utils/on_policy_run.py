@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -32,15 +34,99 @@ from tqdm import tqdm
 
 from models.definitions.ActorCritic import ActorCritic
 from utils.bookkeeping import multiples_in
-from utils.checkpoints import atomic_torch_save, git_commit, load_checkpoint, next_binary_path, prune_checkpoints
-from utils.constants import RunPaths
+from utils.checkpoints import CheckpointError, atomic_torch_save, git_commit, load_checkpoint, next_binary_path, prune_checkpoints
+from utils.cli import StopRequest, fail, non_negative_int, parse_training_flags, positive_float, positive_int, unit_float
+from utils.constants import ROOT_PATH, RunPaths
+from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs
 from utils.evaluation import evaluate
-from utils.on_policy import RolloutCollector
-from utils.training_state import random_states, restore_random_states
+from utils.on_policy import Rollout, RolloutCollector, advantages_and_returns, explained_variance
+from utils.training_state import random_states, restore_random_states, set_random_seeds
+
+
+# The games each on-policy script has a preset for, run as CleanRL and RL Zoo run them (10M agent steps).
+PRESETS: dict[str, dict[str, Any]] = {
+    "pong": {"env_id": "PongNoFrameskip-v4", "num_of_training_steps": 10_000_000},
+    "breakout": {"env_id": "BreakoutNoFrameskip-v4", "num_of_training_steps": 10_000_000},
+}
+FIXED_ON_RESUME = {"seed", "num_envs", "num_steps"}  # the checkpoint's state: a resume cannot change them
+
+
+def add_run_flags(p: argparse.ArgumentParser, algo: str, defaults: dict[str, float]) -> None:
+    """The flags every on-policy script has, with the DQN script's names where the meaning is the same.
+
+    `defaults` gives the algorithm's own: num_envs, num_steps, learning_rate, ent_coef, vf_coef, max_grad_norm.
+    """
+    p.add_argument("--preset", choices=list(PRESETS), default=None, help="a named set of defaults (printed at start); flags given win")
+    p.add_argument("--env_id", type=str, default="BreakoutNoFrameskip-v4", help="Atari *NoFrameskip-v4 game id")
+    p.add_argument("--seed", type=int, default=1, help="random seed (python, numpy, torch, envs)")
+    p.add_argument("--num_of_training_steps", type=positive_int, default=10_000_000, help="agent steps over all envs (1 step = 4 frames)")
+    p.add_argument("--num_envs", type=positive_int, default=defaults["num_envs"], help="actors N playing at once")
+    p.add_argument("--num_steps", type=positive_int, default=defaults["num_steps"], help="steps T each actor plays per rollout (one update's data)")
+    p.add_argument("--learning_rate", type=positive_float, default=defaults["learning_rate"], help="the optimizer's learning rate (at the start)")
+    p.add_argument("--gamma", type=unit_float, default=0.99, help="discount factor")
+    p.add_argument("--ent_coef", type=float, default=defaults["ent_coef"], help="entropy bonus coefficient")
+    p.add_argument("--vf_coef", type=float, default=defaults["vf_coef"], help="value loss coefficient")
+    p.add_argument("--max_grad_norm", type=positive_float, default=defaults["max_grad_norm"], help="max global gradient L2 norm")
+    p.add_argument("--vector_env", choices=list(VECTOR_ENVS), default="auto", help="auto: gymnasium wrappers for 1 env, ale-py's threaded vector env for more")
+    p.add_argument("--log_freq", type=non_negative_int, default=10_000, help="agent steps between TensorBoard scalars; 0 disables")
+    p.add_argument("--episode_log_freq", type=non_negative_int, default=1, help="episodes between episode-stat logs; 0 disables")
+    p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
+    p.add_argument("--eval_episodes", type=positive_int, default=10, help="full games per evaluation (the policy's sampling, epsilon 0)")
+    p.add_argument("--checkpoint_freq", type=non_negative_int, default=250_000, help="agent steps between checkpoints; 0 disables")
+    p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
+    p.add_argument("--run_name", type=str, default=None, help=f"runs/<run_name>/ (default: {algo}_<env_id>_<date>_<time>)")
+    p.add_argument("--resume", type=str, default=None, help="checkpoint path or run name to continue")
+    p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="root of models/checkpoints, models/binaries, runs")
+
+
+def pick_device(name: str) -> torch.device:
+    """cuda when asked or available (auto), else the CPU."""
+    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def parse_run_flags(parser: argparse.ArgumentParser, algo: str, argv: list[str] | None,
+                    checks: Callable[[argparse.Namespace], None] = lambda config: None) -> argparse.Namespace:
+    """An on-policy script's flags, validated (one line and exit code 2 for each problem); --resume as the DQN script's."""
+    argv = sys.argv[1:] if argv is None else argv
+    return parse_training_flags(parser, PRESETS, argv, FIXED_ON_RESUME, algo, checks, run_name_prefix=f"{algo}_")
+
+
+def run_script(parse_config: Callable[[list[str] | None], argparse.Namespace],
+               train: Callable[[argparse.Namespace], dict[str, Any]], argv: list[str] | None) -> None:
+    """A training script's main: flags, the preset's line, the training, one line for each expected error."""
+    config = parse_config(argv)
+    if config.preset and not config.resume:
+        print(f"preset {config.preset}: " + " ".join(f"--{k} {getattr(config, k)}" for k in PRESETS[config.preset]))
+    try:
+        summary = train(config)
+    except (CheckpointError, EnvIdError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        print("aborted by a second interrupt; the last checkpoint on disk is intact", file=sys.stderr)
+        sys.exit(130)
+    print(f"done: {summary}")
 
 
 class OnPolicyRun:
-    """The state and the bookkeeping of one A2C or PPO run (module docstring)."""
+    """The state and the bookkeeping of one A2C or PPO run (module docstring).
+
+    A script builds it with `start`, runs its iterations inside `with run.training() as stop:` (which
+    finishes the run, or checkpoints it on SIGINT/SIGTERM, and closes everything), ends each iteration
+    with `end_iteration`, and returns `run.summary()`.
+    """
+
+    @classmethod
+    def start(cls, algo: str, config: argparse.Namespace, env_factory: Callable[..., TrainingEnvs],
+              make_optimizer: Callable[[Any], torch.optim.Optimizer]) -> OnPolicyRun:
+        """Seeds, device, the N envs, a new ActorCritic and its optimizer; continues config.resume when given."""
+        set_random_seeds(config.seed)
+        device = pick_device(config.device)
+        envs = env_factory(config.env_id, config.num_envs, config.vector_env, None)
+        model = ActorCritic(envs.num_actions).to(device)
+        run = cls(algo, config, model, make_optimizer(model.parameters()), RolloutCollector(envs, seed=config.seed))
+        run.device = device
+        return run
 
     def __init__(self, algo: str, config: argparse.Namespace, model: ActorCritic, optimizer: torch.optim.Optimizer,
                  collector: RolloutCollector) -> None:
@@ -64,6 +150,47 @@ class OnPolicyRun:
         self.progress = tqdm(initial=self.step, total=config.num_of_training_steps, unit="step", dynamic_ncols=True, mininterval=1.0)
         self.window_start = (time.perf_counter(), self.step)
         self.last_eval_step = self.step
+        self.device = next(model.parameters()).device
+        self.stop: StopRequest | None = None  # set by training()
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[StopRequest]:
+        """The iterations' context: SIGINT/SIGTERM ask `stop.requested`; a normal end or a stop finishes the run."""
+        self.stop, start_step = StopRequest(), self.step
+        try:
+            yield self.stop
+            self.finish(start_step)
+        finally:
+            self.stop.restore()
+            self.close()
+            self.collector.envs.close()
+
+    def play(self, rollout: Rollout, gamma: float, gae_lambda: float) -> tuple[list[tuple[int, float, int]], np.ndarray, np.ndarray]:
+        """Fill `rollout` with T steps of the N envs under the current policy; returns the games that ended, then
+        the advantages and returns (T, N) of GAE(gamma, lambda), bootstrapped from the values of the states reached."""
+        scores = self.collector.collect(self.model, rollout, self.device, self.generator)
+        with torch.no_grad():
+            _, next_values = self.model(torch.from_numpy(rollout.next_states).to(self.device))
+        advantages, returns = advantages_and_returns(
+            rollout.rewards, rollout.values, rollout.starts, next_values.cpu().numpy(), rollout.next_starts, gamma, gae_lambda,
+        )
+        return scores, advantages, returns
+
+    def gradient_step(self, loss: torch.Tensor, max_grad_norm: float) -> None:
+        """Backward, gradients clipped to a global L2 norm, one optimizer step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_grad_norm)
+        self.optimizer.step()
+
+    def end_iteration(self, first: int, batch_size: int, scores: list[tuple[int, float, int]], stats: dict[str, torch.Tensor],
+                      values: np.ndarray, returns: np.ndarray) -> None:
+        """Count the iteration's batch_size agent steps, then log and gate (after_iteration)."""
+        self.iteration += 1
+        self.step += batch_size
+        scalars = {name: float(value) for name, value in stats.items()}
+        scalars["explained_variance"] = explained_variance(values.ravel(), returns.ravel())
+        self.after_iteration(first, scores, scalars)
 
     # ---- once per iteration -----------------------------------------------------------------------------------------
     def after_iteration(self, first: int, scores: list[tuple[int, float, int]], stats: dict[str, float]) -> None:
@@ -162,6 +289,26 @@ class OnPolicyRun:
             atomic_torch_save(self.model_file(), self.best_model_path)
         if not self.paths.checkpoint(self.config.env_id, self.step, self.algo).exists():
             self.save_checkpoint()
+
+    def summary(self) -> dict[str, Any]:
+        """What a training returns; after a stop, also prints where its checkpoint is and how to resume."""
+        checkpoint = self.paths.checkpoint(self.config.env_id, self.step, self.algo)
+        stopped = self.stop is not None and self.stop.requested
+        if stopped:
+            print(f"stopped at agent step {self.step}; checkpoint: {checkpoint}\n"
+                  f"resume with: python train_{self.algo.upper()}_script.py --resume {self.config.run_name}"
+                  + (f" --output_dir {self.config.output_dir}" if Path(self.config.output_dir) != ROOT_PATH else ""))
+        return {
+            "steps": self.step,
+            "iterations": self.iteration,
+            "stopped": stopped,
+            "episodes": self.num_episodes,
+            "mean_return": self.mean_return(),
+            "best_eval_return": self.best_eval_return,
+            "best_model_path": str(self.best_model_path) if self.best_model_path.exists() else None,
+            "last_checkpoint": str(checkpoint),
+            "run_dir": str(self.paths.tensorboard),
+        }
 
     def close(self) -> None:
         self.progress.close()
