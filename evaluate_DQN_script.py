@@ -1,6 +1,11 @@
-"""Play a trained DQN under the Nature evaluation protocol and report its score (optionally record it).
+"""Play a trained model (DQN, A2C or PPO) under the Nature evaluation protocol and report its score (optionally record it).
 
     python evaluate_DQN_script.py --model dqn_PongNoFrameskip-v4_000000.pth --record
+    python evaluate_DQN_script.py --model ppo_PongNoFrameskip-v4_000000.pth      # its own sampled actions, epsilon 0
+
+The model file says its algorithm ("algo"; files without it are DQN's). A DQN plays epsilon-greedy
+(epsilon 0.05, the Nature protocol); an A2C or PPO policy plays the actions it samples, with
+--epsilon 0 unless given.
 
 --model is a file name in models/binaries/ (under --output_dir, as in training) or models/pretrained/, or any path. Prints mean, std,
 median, min, max and the human-normalised score, and writes them as JSON to data/eval/.
@@ -14,6 +19,7 @@ import imageio.v2 as imageio
 import numpy as np
 import torch
 
+from models.definitions.ActorCritic import ActorCritic
 from models.definitions.DQN import DQN
 from utils.checkpoints import CheckpointError, atomic_write, load_checkpoint
 from utils.cli import OneLineArgumentParser, fail, positive_int, unit_float
@@ -34,8 +40,8 @@ def resolve_model_path(model: str, output_dir: Path = ROOT_PATH) -> Path:
     raise CheckpointError(f"model '{model}' not found as a path, in {binaries} or in {PRETRAINED_PATH}")
 
 
-def load_model(path: Path, env_id: str | None, device: torch.device) -> tuple[DQN, str]:
-    """The DQN in a checkpoint and the env id to play (the checkpoint's unless overridden); one-line errors."""
+def load_model(path: Path, env_id: str | None, device: torch.device) -> tuple[DQN | ActorCritic, str]:
+    """The network in a checkpoint (a DQN, or the actor-critic of A2C/PPO) and the env id to play; one-line errors."""
     checkpoint = load_checkpoint(path, device)
     env_id = validate_env_id(env_id or checkpoint["env_id"])
     probe = make_atari_env(env_id, training=False)
@@ -46,12 +52,13 @@ def load_model(path: Path, env_id: str | None, device: torch.device) -> tuple[DQ
             f"'{path}' was trained on {checkpoint['env_id']} with {checkpoint['num_actions']} actions; "
             f"{env_id} has {num_actions}"
         )
-    dqn = DQN(num_actions).to(device)
+    algo = checkpoint.get("algo", "dqn")
+    model = (DQN(num_actions) if algo == "dqn" else ActorCritic(num_actions)).to(device)
     try:
-        dqn.load_state_dict(checkpoint["state_dict"])
+        model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError:
-        raise CheckpointError(f"'{path}' does not hold Nature DQN weights") from None
-    return dqn, env_id
+        raise CheckpointError(f"'{path}' does not hold the weights of a {algo.upper()} network of this project") from None
+    return model, env_id
 
 
 def write_recording(frames: list[np.ndarray], stem: Path) -> tuple[Path, Path]:
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--env_id", default=None, help="game to play (default: the one the model was trained on)")
     p.add_argument("--num_episodes", type=positive_int, default=30, help="full games to play")
     p.add_argument("--seed", type=int, default=0, help="seed of the no-op starts and epsilon draws")
-    p.add_argument("--epsilon", type=unit_float, default=EVAL_EPSILON, help="the Nature protocol uses 0.05")
+    p.add_argument("--epsilon", type=unit_float, default=None, help="random-action probability: 0.05 for a DQN (the Nature protocol), 0 for A2C/PPO")
     p.add_argument("--max_episode_frames", type=positive_int, default=EVAL_MAX_EPISODE_FRAMES, help="cap per game (18,000 = 5 min)")
     p.add_argument("--record", action="store_true", help="write the first game as a GIF and an MP4 under data/")
     p.add_argument("--output", type=Path, default=None, help="JSON path (default <output_dir>/data/eval/<model>.json)")
@@ -93,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     except (CheckpointError, EnvIdError) as e:
         fail(str(e))
 
+    if args.epsilon is None:
+        args.epsilon = EVAL_EPSILON if isinstance(dqn, DQN) else 0.0
     result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype)
     precision = "bf16" if autocast_dtype is not None else "fp32"
     summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon, "max_episode_frames": args.max_episode_frames, "seed": args.seed}

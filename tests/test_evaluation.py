@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 
 import evaluate_DQN_script
+from models.definitions.ActorCritic import ActorCritic
 from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
 from utils.checkpoints import atomic_torch_save, load_checkpoint
@@ -147,3 +148,18 @@ def test_plotter_on_a_run_written_by_the_project_logger(tmp_path: Path) -> None:
         image = imageio.imread(path)
         assert image.shape[0] > 400 and image.shape[1] > 600
         assert np.asarray(image)[..., :3].std() > 10  # not a blank canvas
+
+
+def test_the_evaluator_plays_an_actor_critic_with_its_own_sampling(tmp_path: Path) -> None:
+    """A PPO/A2C model file (algo key) loads into the actor-critic and plays its sampled actions with epsilon 0;
+    a policy that always samples NOOP never leaves Breakout's serve, so every game runs to the frame cap with 0 points."""
+    model = ActorCritic(4)
+    with torch.no_grad():  # logits that put all the probability on NOOP (action 0)
+        model.actor.weight.zero_()
+        model.actor.bias.copy_(torch.tensor([50.0, -50.0, -50.0, -50.0]))
+    path = tmp_path / "ppo_model.pth"
+    atomic_torch_save({"state_dict": model.state_dict(), "env_id": ENV_ID, "num_actions": 4, "algo": "ppo"}, path)
+    summary = evaluate_DQN_script.main(["--model", str(path), "--num_episodes", "2", "--max_episode_frames", "400",
+                                        "--output", str(tmp_path / "ppo.json")])
+    assert summary["epsilon"] == 0.0 and summary["returns"] == [0.0, 0.0]
+    assert summary["lengths_agent_steps"] == [100, 100]  # 400 frames each: no random action ended a game early
