@@ -1,12 +1,14 @@
-"""Games x seeds of train_DQN_script.py as Ray tasks, then a summary with 95% confidence intervals over seeds.
+"""Games x seeds of a training script (DQN, A2C or PPO) as Ray tasks, then a summary with 95% confidence intervals over seeds.
 
     python sweep_DQN_script.py --env_ids PongNoFrameskip-v4 BreakoutNoFrameskip-v4 --seeds 0 1 2 --preset pong
+    python sweep_DQN_script.py --algo ppo --env_ids PongNoFrameskip-v4 --seeds 0 1 2 --preset pong
     python sweep_DQN_script.py ... --address auto                # the Ray cluster this machine belongs to
     python sweep_DQN_script.py ... --address ray://HOST:10001    # a remote Ray cluster (Ray Client)
 
-Any other flag goes to every run as train_DQN_script.py flags (checked for every run before any
+--algo picks the script (dqn: train_DQN_script.py, a2c: train_A2C_script.py, ppo: train_PPO_script.py).
+Any other flag goes to every run as that script's flags (checked for every run before any
 starts). Each (game, seed) pair is one Ray task, named <sweep_name>_<Game>_seed<seed>, that calls
-train_DQN_script.train_dqn in its worker process, with its own output folder
+the script's training function in its worker process, with its own output folder
 <output_dir>/sweeps/<sweep_name>/<run_name>/ (that run's models/, runs/, data/), so runs of one game
 never share a file. A finished run writes result.json there. With no --address, Ray starts embedded
 on this machine and stops at the end. On a cluster, <output_dir> must be a folder every node sees
@@ -23,6 +25,7 @@ over seeds of each run's final Nature-protocol evaluation, with a 95% bootstrap 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import socket
@@ -37,6 +40,8 @@ from utils.cli import OneLineArgumentParser, fail, non_negative_float, non_negat
 from utils.constants import ROOT_PATH, RunPaths
 from utils.evaluation import game_name, human_normalized_score
 
+# --algo: the training script (module) and its training function.
+ALGOS = {"dqn": ("train_DQN_script", "train_dqn"), "a2c": ("train_A2C_script", "train_a2c"), "ppo": ("train_PPO_script", "train_ppo")}
 RESULT_FILE = "result.json"
 ATTEMPTS_FILE = "attempts.jsonl"
 # Files of the repository a Ray cluster does not need (Ray's working_dir is capped at a few hundred MB).
@@ -45,13 +50,14 @@ CLUSTER_EXCLUDES = [".git", ".venv", "runs", "data", "models/checkpoints", "mode
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One (game, seed) pair of the sweep and the train_DQN_script.py flags that start it."""
+    """One (game, seed) pair of the sweep and the training script's flags that start it."""
 
     env_id: str
     seed: int
     run_name: str
     run_dir: Path
     argv: tuple[str, ...]
+    algo: str = "dqn"
 
     @property
     def result_file(self) -> Path:
@@ -59,7 +65,8 @@ class PlannedRun:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineArgumentParser(description=__doc__.splitlines()[0], epilog="other flags are passed to train_DQN_script.py", allow_abbrev=False)
+    p = OneLineArgumentParser(description=__doc__.splitlines()[0], epilog="other flags are passed to the training script", allow_abbrev=False)
+    p.add_argument("--algo", choices=list(ALGOS), default="dqn", help="dqn, a2c or ppo: which train_<ALGO>_script.py runs")
     p.add_argument("--env_ids", nargs="+", required=True, help="Atari *NoFrameskip-v4 games")
     p.add_argument("--seeds", nargs="+", type=int, required=True, help="one run per game and seed")
     p.add_argument("--sweep_name", default="sweep", help="the sweep's folder under <output_dir>/sweeps/; launch again with it to resume")
@@ -71,9 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def training_script(algo: str) -> tuple[Any, Any]:
+    """(parse_config, the training function) of --algo's script."""
+    module_name, function = ALGOS[algo]
+    module = importlib.import_module(module_name)
+    return module.parse_config, getattr(module, function)
+
+
 def plan_runs(args: argparse.Namespace, train_flags: list[str]) -> list[PlannedRun]:
-    """Every (game, seed) run with its flags, each checked by train_DQN_script's own validation (one line, exit 2)."""
-    import train_DQN_script as train
+    """Every (game, seed) run with its flags, each checked by the training script's own validation (one line, exit 2)."""
+    parse_config, _ = training_script(args.algo)
 
     for flag in ("--env_id", "--seed", "--run_name", "--output_dir", "--resume"):
         if any(f == flag or f.startswith(flag + "=") for f in train_flags):
@@ -85,10 +99,10 @@ def plan_runs(args: argparse.Namespace, train_flags: list[str]) -> list[PlannedR
             run_name = f"{args.sweep_name}_{game_name(env_id)}_seed{seed}"
             run_dir = sweep_dir / run_name
             argv = (*train_flags, "--env_id", env_id, "--seed", str(seed), "--run_name", run_name, "--output_dir", str(run_dir))
-            config = train.parse_config(list(argv))
+            config = parse_config(list(argv))
             if not config.eval_freq:
                 fail("--eval_freq 0: the sweep's summary needs each run's Nature-protocol evaluations")
-            runs.append(PlannedRun(env_id, seed, run_name, run_dir, argv))
+            runs.append(PlannedRun(env_id, seed, run_name, run_dir, argv, args.algo))
     return runs
 
 
@@ -96,29 +110,29 @@ def train_one(run: PlannedRun, torch_threads: int) -> dict[str, Any]:
     """Train one run to its end inside a Ray worker, continuing its newest checkpoint if it has one; returns its result."""
     import torch
 
-    import train_DQN_script as train
     from utils.plotting import read_scalars
 
     if run.result_file.exists():
         return json.loads(run.result_file.read_text())
     torch.set_num_threads(torch_threads)
     env_id = run.env_id
-    checkpoints = sorted(RunPaths(run.run_dir, run.run_name).checkpoints.glob(f"dqn_{env_id}_ckpt_steps_*.pth"), key=_step_of)
+    parse_config, train = training_script(run.algo)
+    checkpoints = sorted(RunPaths(run.run_dir, run.run_name).checkpoints.glob(f"{run.algo}_{env_id}_ckpt_steps_*.pth"), key=_step_of)
     argv = list(run.argv) + (["--resume", run.run_name] if checkpoints else [])
     run.run_dir.mkdir(parents=True, exist_ok=True)
     attempt = {"pid": os.getpid(), "node": os.uname().nodename, "start_step": _step_of(checkpoints[-1]) if checkpoints else 0, "time": time.time()}
     with open(run.run_dir / ATTEMPTS_FILE, "a") as f:
         f.write(json.dumps(attempt) + "\n")
     started = time.perf_counter()
-    summary = train.train_dqn(train.parse_config(argv))
+    summary = train(parse_config(argv))
     if summary["stopped"]:
         raise RuntimeError(f"{run.run_name} was stopped at step {summary['steps']}; launch the sweep again to resume it")
     evaluations = read_scalars(RunPaths(run.run_dir, run.run_name).tensorboard).get("Eval/mean_return")
     final_eval = float(evaluations[1][-1]) if evaluations is not None else float("nan")
     attempts = [json.loads(line) for line in (run.run_dir / ATTEMPTS_FILE).read_text().splitlines()]
     result = {
-        "env_id": env_id, "seed": run.seed, "run_name": run.run_name, "steps": summary["steps"],
-        "updates": summary["updates"], "episodes": summary["episodes"], "final_eval_return": final_eval,
+        "algo": run.algo, "env_id": env_id, "seed": run.seed, "run_name": run.run_name, "steps": summary["steps"],
+        "updates": summary.get("updates", summary.get("iterations")), "episodes": summary["episodes"], "final_eval_return": final_eval,
         "best_eval_return": summary["best_eval_return"], "best_model_path": summary["best_model_path"],
         "run_dir": summary["run_dir"], "last_attempt_wall_s": time.perf_counter() - started, "attempts": attempts,
     }

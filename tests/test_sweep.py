@@ -80,6 +80,8 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path: Pa
     (["--env_ids", "PongNoFrameskip-v4", "--seeds", "0", "--learning_rate", "-1"], "--learning_rate"),
     (["--env_ids", "PongNoFrameskip-v4", "--seeds", "0", "--seed", "4"], "--seed is set by the sweep"),
     (["--env_ids", "PongNoFrameskip-v4", "--seeds", "0", "--address", "ray://127.0.0.1:9"], "no Ray cluster reachable"),
+    (["--algo", "ppo", "--env_ids", "PongNoFrameskip-v4", "--seeds", "0", "--num_minibatches", "3"], "--num_minibatches 3 must divide"),
+    (["--algo", "a2c", "--env_ids", "PongNoFrameskip-v4", "--seeds", "0", "--replay_buffer_size", "10"], "unrecognized arguments"),
 ])
 def test_bad_input_fails_in_one_line_before_any_run(tmp_path: Path, flags: list[str], message: str) -> None:
     result = sweep(tmp_path, *flags, timeout=60)
