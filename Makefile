@@ -24,7 +24,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests $(ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/throughput.py $(ARGS)
+	$(PY) bench/throughput.py --num_envs 1,4,8 $(ARGS)
+	$(PY) bench/update_profile.py
 	$(PY) bench/replay_memory.py
 	$(PY) bench/fps_drift.py
 
