@@ -50,6 +50,16 @@ def _baselines(ax: plt.Axes, env_id: str | None) -> None:
         ax.axhline(ref[key], color="black", linestyle=style, linewidth=1, alpha=0.7, label=f"{label} ({ref[key]:g})")
 
 
+def _score_axes(ax: plt.Axes, env_id: str | None, title: str) -> None:
+    """A game-score panel's reference lines, title, legend, grid and frames axis."""
+    _baselines(ax, env_id)
+    ax.set_title(title)
+    ax.set_xlabel("agent steps")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    _frames_axis(ax)
+
+
 def plot_runs(run_dirs: list[Path], out_dir: Path, env_id: str | None = None, name: str | None = None) -> list[Path]:
     """Write <name>_curves.png (all panels) and <name>_returns.png (episode and evaluation return); return the paths."""
     runs = {Path(d).name: read_scalars(Path(d)) for d in run_dirs}
@@ -67,12 +77,7 @@ def plot_runs(run_dirs: list[Path], out_dir: Path, env_id: str | None = None, na
                 steps, mean = s["Eval/mean_return"]
                 std = s.get("Eval/std_return", (steps, np.zeros_like(mean)))[1]
                 ax.errorbar(steps, mean, yerr=std, color=color, marker="o", linestyle="--", capsize=3, label=f"{label}: evaluation (eps 0.05)")
-        _baselines(ax, env_id)
-        ax.set_title("episode return (unclipped game score)")
-        ax.set_xlabel("agent steps")
-        ax.legend(fontsize=7, loc="best")
-        ax.grid(alpha=0.3)
-        _frames_axis(ax)
+        _score_axes(ax, env_id, "episode return (unclipped game score)")
 
     def line_panel(ax: plt.Axes, tag: str, title: str, log: bool = False) -> None:
         for color, (label, s) in zip(colors, runs.items()):
@@ -116,12 +121,7 @@ def plot_evaluations(run_dirs: list[Path], references: list[dict[str, Any]], out
     for label, steps, values in curves:
         keep = steps <= max_step if max_step else np.ones(len(steps), bool)
         ax.plot(steps[keep], values[keep], marker="o", markersize=3, label=label)
-    _baselines(ax, env_id)
-    ax.set_title("evaluations (10 games, Nature protocol) against agent steps")
-    ax.set_xlabel("agent steps")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    _frames_axis(ax)
+    _score_axes(ax, env_id, "evaluations (10 games, Nature protocol) against agent steps")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}_evaluations.png"
     figure.savefig(path, dpi=110)
