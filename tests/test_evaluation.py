@@ -18,7 +18,7 @@ from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
 from utils.checkpoints import atomic_torch_save, load_checkpoint
 from utils.evaluation import evaluate, human_normalized_score
-from utils.plotting import plot_runs
+from utils.plotting import plot_runs, read_scalars, returns_panel
 
 ENV_ID = "BreakoutNoFrameskip-v4"
 
@@ -148,6 +148,25 @@ def test_plotter_on_a_run_written_by_the_project_logger(tmp_path: Path) -> None:
         image = imageio.imread(path)
         assert image.shape[0] > 400 and image.shape[1] > 600
         assert np.asarray(image)[..., :3].std() > 10  # not a blank canvas
+
+
+def test_the_returns_panel_stars_each_rescored_pick_where_it_was_logged(tmp_path: Path) -> None:
+    """A run with --rescore_episodes logs Eval/rescore_mean_return at the evaluations it re-scored: one star each."""
+    import matplotlib.pyplot as plt
+
+    run = tmp_path / "runs" / "picked"
+    writer = SummaryWriter(str(run))
+    for step, mean in ((250_000, 10.0), (500_000, 40.0), (750_000, 30.0)):
+        writer.add_scalar("Eval/mean_return", mean, step)
+    for step, mean in ((250_000, 8.5), (500_000, 35.5)):
+        writer.add_scalar("Eval/rescore_mean_return", mean, step)
+    writer.close()
+    figure, ax = plt.subplots()
+    returns_panel(ax, {"picked": read_scalars(run)}, "BreakoutNoFrameskip-v4")
+    stars = [c for c in ax.collections if c.get_label().endswith("re-scored over more games")]
+    assert len(stars) == 1
+    np.testing.assert_allclose(stars[0].get_offsets(), [[250_000, 8.5], [500_000, 35.5]])
+    plt.close(figure)
 
 
 def test_the_evaluator_plays_an_actor_critic_with_its_own_sampling(tmp_path: Path) -> None:

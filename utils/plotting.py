@@ -60,24 +60,31 @@ def _score_axes(ax: plt.Axes, env_id: str | None, title: str) -> None:
     _frames_axis(ax)
 
 
+def returns_panel(ax: plt.Axes, runs: dict[str, dict[str, Series]], env_id: str | None) -> None:
+    """Each run's game scores, their mean of 100, its 10-game evaluations (mean and std) and, where a new best
+    evaluation was re-scored over more games (--rescore_episodes), that re-score as a star."""
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for color, (label, s) in zip(colors, runs.items()):
+        if "Episode/return" in s:
+            ax.scatter(*s["Episode/return"], s=4, alpha=0.25, color=color, label=f"{label}: game score")
+        if "Episode/return_mean100" in s:
+            ax.plot(*s["Episode/return_mean100"], color=color, linewidth=2, label=f"{label}: mean of last 100")
+        if "Eval/mean_return" in s:
+            steps, mean = s["Eval/mean_return"]
+            std = s.get("Eval/std_return", (steps, np.zeros_like(mean)))[1]
+            ax.errorbar(steps, mean, yerr=std, color=color, marker="o", linestyle="--", capsize=3, label=f"{label}: evaluation (eps 0.05)")
+        if "Eval/rescore_mean_return" in s:
+            ax.scatter(*s["Eval/rescore_mean_return"], marker="*", s=120, color=color, edgecolors="black", zorder=3,
+                       label=f"{label}: new best re-scored over more games")
+    _score_axes(ax, env_id, "episode return (unclipped game score)")
+
+
 def plot_runs(run_dirs: list[Path], out_dir: Path, env_id: str | None = None, name: str | None = None) -> list[Path]:
     """Write <name>_curves.png (all panels) and <name>_returns.png (episode and evaluation return); return the paths."""
     runs = {Path(d).name: read_scalars(Path(d)) for d in run_dirs}
     name = name or "_".join(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-
-    def returns_panel(ax: plt.Axes) -> None:
-        for color, (label, s) in zip(colors, runs.items()):
-            if "Episode/return" in s:
-                ax.scatter(*s["Episode/return"], s=4, alpha=0.25, color=color, label=f"{label}: game score")
-            if "Episode/return_mean100" in s:
-                ax.plot(*s["Episode/return_mean100"], color=color, linewidth=2, label=f"{label}: mean of last 100")
-            if "Eval/mean_return" in s:
-                steps, mean = s["Eval/mean_return"]
-                std = s.get("Eval/std_return", (steps, np.zeros_like(mean)))[1]
-                ax.errorbar(steps, mean, yerr=std, color=color, marker="o", linestyle="--", capsize=3, label=f"{label}: evaluation (eps 0.05)")
-        _score_axes(ax, env_id, "episode return (unclipped game score)")
 
     def line_panel(ax: plt.Axes, tag: str, title: str, log: bool = False) -> None:
         for color, (label, s) in zip(colors, runs.items()):
@@ -91,7 +98,7 @@ def plot_runs(run_dirs: list[Path], out_dir: Path, env_id: str | None = None, na
         _frames_axis(ax)
 
     figure, axes = plt.subplots(2, 2, figsize=(14, 9), constrained_layout=True)
-    returns_panel(axes[0, 0])
+    returns_panel(axes[0, 0], runs, env_id)
     line_panel(axes[0, 1], "Huber loss", "Huber loss", log=True)
     line_panel(axes[1, 0], "FPS", "agent steps per second (current rate)", log=True)
     line_panel(axes[1, 1], "Epsilon", "epsilon")
@@ -103,7 +110,7 @@ def plot_runs(run_dirs: list[Path], out_dir: Path, env_id: str | None = None, na
     plt.close(figure)
 
     figure, ax = plt.subplots(figsize=(9, 5.5), constrained_layout=True)
-    returns_panel(ax)
+    returns_panel(ax, runs, env_id)
     figure.suptitle(f"{env_id or ''} {name}".strip())
     returns = out_dir / f"{name}_returns.png"
     figure.savefig(returns, dpi=110)
