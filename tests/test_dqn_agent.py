@@ -95,6 +95,42 @@ def test_rmsprop_is_the_papers_update_with_eps_inside_the_root() -> None:
     assert p.item() != pytest.approx(0.998882, abs=1e-6)  # torch's eps sits outside the root: not the paper's
 
 
+def test_the_compiled_rmsprop_step_is_the_eager_one_on_the_nature_cnn() -> None:
+    """The fused (torch.compile) step and the eager per-parameter step give the same weights and running averages
+    over three steps of random gradients on every parameter of the Nature CNN."""
+    torch.manual_seed(0)
+    eager_net, compiled_net = DQN(4), DQN(4)
+    compiled_net.load_state_dict(eager_net.state_dict())
+    eager = DeepMindRMSprop(eager_net.parameters(), lr=2.5e-4, decay=0.95, eps=0.01)
+    compiled = DeepMindRMSprop(compiled_net.parameters(), lr=2.5e-4, decay=0.95, eps=0.01, compiled=True)
+    for _ in range(3):
+        for a, b in zip(eager_net.parameters(), compiled_net.parameters()):
+            a.grad = torch.randn_like(a) * 0.01
+            b.grad = a.grad.clone()
+        eager.step()
+        compiled.step()
+    assert compiled.update_fn is not utils.dqn_agent.rmsprop_update  # it did not fall back
+    for a, b in zip(eager_net.parameters(), compiled_net.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+        for key in ("g_avg", "g2_avg"):
+            torch.testing.assert_close(compiled.state[b][key], eager.state[a][key], rtol=1e-6, atol=1e-9)
+
+
+def test_rmsprop_goes_on_eagerly_with_one_line_when_compiling_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    optimizer = DeepMindRMSprop([w], lr=2.5e-4, decay=0.95, eps=0.01)
+
+    def no_compiler(*args: object) -> None:
+        raise RuntimeError("no C++ compiler")
+
+    optimizer.update_fn = no_compiler
+    w.grad = torch.tensor([2.0])
+    optimizer.step()
+    assert w.item() == pytest.approx(1.0 - 2.5e-4 * 2 / math.sqrt(0.2), rel=1e-6)  # the step was taken, eagerly
+    assert optimizer.update_fn is utils.dqn_agent.rmsprop_update
+    assert capsys.readouterr().out == "RMSProp: torch.compile failed (RuntimeError); using the eager update\n"
+
+
 @pytest.fixture(scope="module")
 def pong_model_and_states() -> tuple[DQN, torch.Tensor]:
     """The committed Pong model and 600 real states it visits (epsilon 0.05)."""

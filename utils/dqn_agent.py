@@ -200,6 +200,17 @@ def update_target(online: DQN, target: DQN, tau: float) -> None:
             t.lerp_(o, tau)
 
 
+def rmsprop_update(
+    params: list[torch.Tensor], grads: list[torch.Tensor], g_avgs: list[torch.Tensor], g2_avgs: list[torch.Tensor],
+    lr: float, decay: float, eps: float,
+) -> None:
+    """DeepMindRMSprop's update of every parameter, in place (the formula is in the class docstring)."""
+    for param, grad, g_avg, g2_avg in zip(params, grads, g_avgs, g2_avgs):
+        g_avg.lerp_(grad, 1 - decay)
+        g2_avg.mul_(decay).addcmul_(grad, grad, value=1 - decay)
+        param.addcdiv_(grad, (g2_avg - g_avg * g_avg).add_(eps).sqrt_(), value=-lr)
+
+
 class DeepMindRMSprop(torch.optim.Optimizer):
     """The Nature paper's centered RMSProp (DeepMind's dqn/NeuralQLearner.lua), eps inside the square root.
 
@@ -208,33 +219,42 @@ class DeepMindRMSprop(torch.optim.Optimizer):
         param  <- param - lr * grad / sqrt(g2_avg - g_avg^2 + eps)
 
     torch.optim.RMSprop(centered=True) adds eps outside the root instead, a different update.
+    Eagerly that is 8 passes over each tensor (fc1's 1.6M weights make it memory-bound: ~14% of a
+    Breakout run's time on 2 CPU cores); with compiled=True, torch.compile fuses it into one loop per
+    tensor (~5x faster on CPU, equal to the eager step within float rounding). Compiling needs a C++
+    compiler; without one the first step says so in one line and the eager update is kept.
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float = 2.5e-4, decay: float = 0.95, eps: float = 0.01) -> None:
+    def __init__(self, params: Iterable[torch.Tensor], lr: float = 2.5e-4, decay: float = 0.95, eps: float = 0.01, compiled: bool = False) -> None:
         super().__init__(params, {"lr": lr, "decay": decay, "eps": eps})
+        self.update_fn = torch.compile(rmsprop_update, fullgraph=True, dynamic=False) if compiled else rmsprop_update
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:
         for group in self.param_groups:
-            lr, decay, eps = group["lr"], group["decay"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["g_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["g2_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                g_avg, g2_avg = state["g_avg"], state["g2_avg"]
-                g_avg.lerp_(p.grad, 1 - decay)
-                g2_avg.mul_(decay).addcmul_(p.grad, p.grad, value=1 - decay)
-                denominator = (g2_avg - g_avg * g_avg).add_(eps).sqrt_()
-                p.addcdiv_(p.grad, denominator, value=-lr)
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if not self.state[p]:
+                    self.state[p]["g_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    self.state[p]["g2_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            args = (params, [p.grad for p in params], [self.state[p]["g_avg"] for p in params],
+                    [self.state[p]["g2_avg"] for p in params], group["lr"], group["decay"], group["eps"])
+            try:
+                self.update_fn(*args)
+            except Exception as error:  # a compiler failure (no C++ compiler, say) must not end a run: go on eagerly
+                if self.update_fn is rmsprop_update:
+                    raise
+                print(f"RMSProp: torch.compile failed ({type(error).__name__}); using the eager update", flush=True)
+                self.update_fn = rmsprop_update
+                self.update_fn(*args)
 
 
 def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """'adam' (eps 1.5e-4, as Dopamine and CleanRL; fused kernels) or 'rmsprop' (the paper's DeepMindRMSprop)."""
+    """'adam' (eps 1.5e-4, as Dopamine and CleanRL; fused kernels) or 'rmsprop' (the paper's DeepMindRMSprop,
+    its step compiled on CPU)."""
+    params = list(params)
     if name == "rmsprop":
-        return DeepMindRMSprop(params, lr=lr, decay=0.95, eps=0.01)
+        return DeepMindRMSprop(params, lr=lr, decay=0.95, eps=0.01, compiled=params[0].device.type == "cpu")
     return torch.optim.Adam(params, lr=lr, eps=1.5e-4, fused=True)
 
 
