@@ -227,7 +227,9 @@ def train_dqn(config: argparse.Namespace, env_factory: Callable[..., TrainingEnv
     device, compute_dtype = pick_device_and_precision(config.device, config.precision)
     envs = env_factory(config.env_id, config.num_envs, config.vector_env, "rgb_array" if config.debug else None)
     num_actions = envs.num_actions
-    learner = Learner(num_actions, device, compute_dtype, config.optimizer, config.learning_rate, config.gamma, config.grad_clipping_value)
+    learner = Learner(
+        num_actions, device, compute_dtype, config.optimizer, config.learning_rate, config.gamma, config.grad_clipping_value, config.batch_size
+    )
     state = TrainingState(
         learner, envs, rng=np.random.default_rng(config.seed), obs=envs.reset(seed=config.seed),
         identity=run_identity(config, num_actions), best_model_path=next_binary_path(paths.binaries, config.env_id),

@@ -22,6 +22,7 @@ from utils.dqn_agent import (
     dqn_loss,
     greedy_action,
     linear_epsilon,
+    make_optimizer,
     pick_device_and_precision,
     update_target,
 )
@@ -95,6 +96,28 @@ def test_rmsprop_is_the_papers_update_with_eps_inside_the_root() -> None:
     torch_centered.step()
     assert 1.0 - 2.5e-4 * 2 / math.sqrt(0.2) == pytest.approx(0.998882, abs=1e-6)
     assert p.item() != pytest.approx(0.998882, abs=1e-6)  # torch's eps sits outside the root: not the paper's
+
+
+def test_rmsprop_on_the_mean_loss_takes_the_papers_steps_on_the_summed_one() -> None:
+    """DeepMind's RMSProp sees the minibatch's summed gradient (eps 0.01); the project's loss is the mean, and
+    make_optimizer's eps 0.01 / B**2 makes each step the same. With eps 0.01 on the mean, the steps are ~B times smaller."""
+    batch_size, rng = 32, np.random.default_rng(0)
+    ours = torch.nn.Parameter(torch.tensor([0.5, -0.2]))
+    papers = torch.nn.Parameter(ours.detach().clone())
+    unscaled = torch.nn.Parameter(ours.detach().clone())
+    optimizer = make_optimizer("rmsprop", [ours], 2.5e-4, batch_size)
+    paper_optimizer = DeepMindRMSprop([papers], lr=2.5e-4, decay=0.95, eps=0.01)
+    unscaled_optimizer = DeepMindRMSprop([unscaled], lr=2.5e-4, decay=0.95, eps=0.01)
+    for _ in range(5):
+        per_sample = torch.tensor(rng.normal(0.0, 1e-3, size=(batch_size, 2)), dtype=torch.float32)
+        ours.grad, unscaled.grad, papers.grad = per_sample.mean(0), per_sample.mean(0), per_sample.sum(0)
+        for opt in (optimizer, paper_optimizer, unscaled_optimizer):
+            opt.step()
+    start = torch.tensor([0.5, -0.2])
+    torch.testing.assert_close(ours.detach(), papers.detach(), rtol=0, atol=1e-7)
+    assert ((papers.detach() - start).abs() > 20 * (unscaled.detach() - start).abs()).all()
+    learner = Learner(4, torch.device("cpu"), None, "rmsprop", 2.5e-4, 0.99, 0.0, batch_size=batch_size)
+    assert learner.optimizer.param_groups[0]["eps"] == pytest.approx(0.01 / batch_size**2)
 
 
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile needs a C++ compiler on CPU")

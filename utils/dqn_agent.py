@@ -219,6 +219,10 @@ class DeepMindRMSprop(torch.optim.Optimizer):
         param  <- param - lr * grad / sqrt(g2_avg - g_avg^2 + eps)
 
     torch.optim.RMSprop(centered=True) adds eps outside the root instead, a different update.
+    DeepMind's `grad` is the minibatch's SUM of per-sample gradients; this project's loss is the mean,
+    1/B of it, so the paper's eps = 0.01 becomes 0.01 / B**2 here (make_optimizer; DQN Zoo does the
+    same), which makes every step the paper's exactly. With eps = 0.01 on a mean gradient the root is
+    ~sqrt(eps) (gradient variances are ~1e-8) and each step would be B = 32 times too small.
     Eagerly that is 8 passes over each tensor (fc1's 1.6M weights make it memory-bound: ~14% of a
     Breakout run's time on 2 CPU cores); with compiled=True, torch.compile fuses it into one loop per
     tensor (~5x faster on CPU, equal to the eager step within float rounding). Compiling needs a C++
@@ -249,12 +253,12 @@ class DeepMindRMSprop(torch.optim.Optimizer):
                 self.update_fn(*args)
 
 
-def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """'adam' (eps 1.5e-4, as Dopamine and CleanRL; fused kernels) or 'rmsprop' (the paper's DeepMindRMSprop,
-    its step compiled on CPU)."""
+def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float, batch_size: int = 32) -> torch.optim.Optimizer:
+    """'adam' (eps 1.5e-4, as Dopamine and CleanRL; fused kernels) or 'rmsprop' (the paper's DeepMindRMSprop on
+    this project's mean-over-the-minibatch gradient: eps 0.01 / batch_size**2; its step compiled on CPU)."""
     params = list(params)
     if name == "rmsprop":
-        return DeepMindRMSprop(params, lr=lr, decay=0.95, eps=0.01, compiled=params[0].device.type == "cpu")
+        return DeepMindRMSprop(params, lr=lr, decay=0.95, eps=0.01 / batch_size**2, compiled=params[0].device.type == "cpu")
     return torch.optim.Adam(params, lr=lr, eps=1.5e-4, fused=True)
 
 
@@ -273,12 +277,13 @@ class Learner:
         learning_rate: float = 1e-4,
         gamma: float = 0.99,
         max_grad_norm: float = 10.0,
+        batch_size: int = 32,
     ) -> None:
         self.device, self.compute_dtype = device, compute_dtype
         self.gamma, self.max_grad_norm = gamma, max_grad_norm
         self.online, self.target = make_networks(num_actions, device)
         self.online_work, self.target_work = working_copy(self.online, compute_dtype), working_copy(self.target, compute_dtype)
-        self.optimizer = make_optimizer(optimizer, self.online.parameters(), learning_rate)
+        self.optimizer = make_optimizer(optimizer, self.online.parameters(), learning_rate, batch_size)
 
     def act(self, states: np.ndarray) -> np.ndarray:
         """Greedy actions (N,) for (N, 4, 84, 84) uint8 states, one forward pass."""
