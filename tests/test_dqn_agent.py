@@ -272,6 +272,46 @@ def test_updates_smaller_than_bf16_resolution_accumulate_in_the_fp32_masters() -
     assert (now.to(torch.bfloat16) == start.to(torch.bfloat16)).float().mean() > 0.9  # ... by less than bf16 can show
 
 
+def lua_dqn_update(online: DQN, target: DQN, batch: Batch, state: dict[str, list[torch.Tensor]], lr: float = 2.5e-4) -> None:
+    """DeepMind's NeuralQLearner.lua update, written out: delta = clip(r + 0.99 (1 - done) max Q_target(s') - Q(s, a), -1, 1),
+    dw = SUM over the minibatch of delta * dQ(s, a)/dw, then g = .95 g + .05 dw, g2 = .95 g2 + .05 dw^2,
+    w += lr * dw / sqrt(g2 - g^2 + 0.01)."""
+    states, actions, rewards, next_states, dones = batch
+    q = online(states).gather(1, actions.long().unsqueeze(1)).squeeze(1)
+    with torch.no_grad():
+        delta = (rewards + 0.99 * (1.0 - dones.float()) * target(next_states).max(1).values - q).clamp(-1.0, 1.0)
+    online.zero_grad()
+    (-(delta * q).sum()).backward()
+    with torch.no_grad():
+        for w, g, g2 in zip(online.parameters(), state["g"], state["g2"]):
+            dw = -w.grad
+            g.mul_(0.95).add_(0.05 * dw)
+            g2.mul_(0.95).add_(0.05 * dw * dw)
+            w.add_(lr * dw / torch.sqrt(g2 - g * g + 0.01))
+
+
+def test_an_rmsprop_learner_takes_deepminds_lua_updates() -> None:
+    """The whole fp32 update (mean Huber loss, backward, make_optimizer's RMSProp) moves every weight as the Lua
+    code does on the summed, clipped TD error; a wrong eps, loss scale or sign breaks it by far more than rounding."""
+    torch.manual_seed(0)
+    learner = Learner(4, torch.device("cpu"), None, "rmsprop", 2.5e-4, 0.99, 0.0, batch_size=32)
+    lua_online, lua_target = DQN(num_actions=4), DQN(num_actions=4)
+    lua_online.load_state_dict(learner.online.state_dict())
+    lua_target.load_state_dict(learner.target.state_dict())
+    lua_state = {k: [torch.zeros_like(p) for p in lua_online.parameters()] for k in ("g", "g2")}
+    start = {k: v.clone() for k, v in learner.online.state_dict().items()}
+    for i in range(3):
+        batch = random_batch(i)
+        learner.update(batch)
+        lua_dqn_update(lua_online, lua_target, batch, lua_state)
+    for name, ours in learner.online.state_dict().items():
+        theirs = lua_online.state_dict()[name]
+        ours_step, lua_step = ours - start[name], theirs - start[name]
+        assert lua_step.abs().max() > 1e-5, name  # the Lua update moved it
+        # Equal up to float rounding (different conv kernels; a ReLU may flip): within 1% of the step's norm.
+        assert (ours_step - lua_step).norm() < 1e-2 * lua_step.norm(), name
+
+
 def test_a_target_sync_refreshes_the_target_working_copy() -> None:
     _, bf16 = twin_learners(lr=1e-3)
     for i in range(3):
