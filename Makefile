@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/update_profile.py
 	$(PY) bench/replay_memory.py
 	$(PY) bench/fps_drift.py
+	$(PY) bench/on_policy_throughput.py
 
 # Stable-Baselines3 side by side, in its own venv (never in this project's requirements); needs an idle machine.
 $(PEER_STAMP): bench/peer_requirements.txt

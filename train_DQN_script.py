@@ -35,8 +35,9 @@ from utils.cli import (
     unit_float,
 )
 from utils.constants import ROOT_PATH, RunPaths
-from utils.dqn_agent import Learner, NonFiniteError, linear_epsilon, pick_device_and_precision, to_device
+from utils.dqn_agent import Learner, NonFiniteError, linear_epsilon, to_device
 from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs, make_training_envs
+from utils.precision import pick_device_and_precision
 from utils.replay_buffer import (
     COMPRESSIONS,
     NotEnoughMemoryError,

@@ -15,6 +15,7 @@ from models.definitions.DQN import DQN
 from utils.checkpoints import load_checkpoint
 from utils.constants import PRETRAINED_PATH
 import utils.dqn_agent
+import utils.precision
 from utils.dqn_agent import (
     Batch,
     DeepMindRMSprop,
@@ -23,10 +24,10 @@ from utils.dqn_agent import (
     greedy_action,
     linear_epsilon,
     make_optimizer,
-    pick_device_and_precision,
     update_target,
 )
 from utils.env_wrappers import make_atari_env
+from utils.precision import pick_device_and_precision
 
 
 class FixedQ(torch.nn.Module):
@@ -218,7 +219,7 @@ def test_bf16_loss_targets_are_fp32(pong_model_and_states: tuple[DQN, torch.Tens
 def test_auto_precision_is_bf16_only_on_native_bf16_cpus(monkeypatch: pytest.MonkeyPatch, cuda: bool, native_bf16: bool,
                                                          precision: str, expected: tuple) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(utils.dqn_agent, "cpu_has_native_bf16", lambda: native_bf16)
+    monkeypatch.setattr(utils.precision, "cpu_has_native_bf16", lambda: native_bf16)
     device, dtype = pick_device_and_precision("auto", precision)
     assert (device.type, dtype) == expected
 

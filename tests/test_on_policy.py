@@ -14,7 +14,9 @@ import train_PPO_script
 import utils.env_wrappers
 from tests.tiny_env import make_side_task_envs
 from utils.checkpoints import list_checkpoints, load_checkpoint
+from models.definitions.ActorCritic import ActorCritic
 from utils.on_policy import FrameStacker, TFLikeRMSprop, a2c_loss, advantages_and_returns, ppo_loss
+from utils.precision import copy_weights, on_device, widen_gradients, working_copy
 
 # A 3-step rollout of one env: the transition at t = 1 is terminal (the state at t = 2 starts a new life).
 REWARDS = np.array([[1.0], [0.0], [2.0]], np.float32)
@@ -93,6 +95,7 @@ def test_ppo_learns_the_side_task_checkpoints_and_resumes(tmp_path: Path, monkey
     assert half["steps"] == 3200 and half["iterations"] == 50
     checkpoint = load_checkpoint(list_checkpoints(tmp_path / "models" / "checkpoints" / "side", "SideTask", "ppo")[-1])
     assert checkpoint["step"] == 3200 and checkpoint["iteration"] == 50 and checkpoint["algo"] == "ppo"
+    assert all(w.dtype == torch.float32 for w in checkpoint["state_dict"].values())  # the fp32 masters, whatever the precision
     summary = train(["--resume", "side", "--output_dir", str(tmp_path), "--num_of_training_steps", "6400"])
     assert summary["steps"] == 6400 and summary["iterations"] == 100
     assert summary["mean_return"] > 7.0  # random play scores 0, the optimal policy 10
@@ -120,3 +123,37 @@ def test_tf_like_rmsprop_takes_tensorflows_first_step() -> None:
     optimizer.step()
     expected = torch.tensor([1.0 - 0.1 * 3.0 / math.sqrt(0.99 + 0.01 * 9 + 1e-5), -2.0 - 0.1 * 0.5 / math.sqrt(0.99 + 0.01 * 0.25 + 1e-5)])
     torch.testing.assert_close(weight.detach(), expected)
+
+
+def test_bf16_actor_critic_updates_follow_the_fp32_ones_on_fp32_masters() -> None:
+    """The bf16 working copy (bf16 body, fp32 heads) takes Adam steps in the direction and of the size of fp32's,
+    its gradients land in fp32 masters, and the policy it samples from is fp32."""
+    torch.manual_seed(0)
+    master32 = on_device(ActorCritic(4), torch.device("cpu"))
+    master16 = on_device(ActorCritic(4), torch.device("cpu"))
+    master16.load_state_dict(master32.state_dict())
+    work16 = working_copy(master16, torch.bfloat16)
+    start = {k: v.clone() for k, v in master32.state_dict().items()}
+    pairs = [(master32, master32, torch.optim.Adam(master32.parameters(), lr=2.5e-4, eps=1e-5)),
+             (master16, work16, torch.optim.Adam(master16.parameters(), lr=2.5e-4, eps=1e-5))]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        states = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8, generator=g)
+        actions, advantages = torch.randint(0, 4, (32,), generator=g), torch.randn(32, generator=g)
+        for master, work, optimizer in pairs:
+            policy, values = work.policy(states)
+            assert policy.logits.dtype == torch.float32 and values.dtype == torch.float32
+            loss = -(advantages * policy.log_prob(actions)).mean() + (values - advantages).pow(2).mean() - 0.01 * policy.entropy().mean()
+            work.zero_grad(set_to_none=True)
+            loss.backward()
+            widen_gradients(master, work)
+            optimizer.step()
+            copy_weights(work, master)
+    for (name, w32), w16 in zip(master32.state_dict().items(), master16.state_dict().values()):
+        assert w16.dtype == torch.float32, name
+        moved32, moved16 = (w32 - start[name]).flatten(), (w16 - start[name]).flatten()
+        assert torch.nn.functional.cosine_similarity(moved32, moved16, dim=0) > 0.9, name
+        assert 0.8 < moved16.norm() / moved32.norm() < 1.25, name
+    for name, work in work16.named_parameters():
+        assert work.dtype == (torch.float32 if name.startswith(("actor", "critic")) else torch.bfloat16), name
+        torch.testing.assert_close(work, master16.get_parameter(name).detach().to(work.dtype), rtol=0, atol=0)

@@ -1,4 +1,4 @@
-"""The DQN learner: device and precision, greedy actions, the loss, one gradient update, target sync, epsilon.
+"""The DQN learner: greedy actions, the loss, one gradient update, target sync, epsilon.
 
 Invariants:
 - A state is a (4, 84, 84) uint8 stack; a minibatch (`Batch`) holds states and next_states
@@ -13,6 +13,7 @@ Invariants:
   sync by the same for the target. Gradients flow back in bf16 through the trunk and are widened
   to fp32 once per update. So an update costs what pure bf16 costs, while Adam's small steps
   accumulate in fp32 weights. In fp32 the working copies are the master networks themselves.
+  The device and the precision are picked, and the working copies made, by utils/precision.py.
 - Q-values are always fp32: the Q head runs in fp32 on fp32 features (models/definitions/DQN.py),
   so every Q-value that is compared, gathered, maximised or regressed here has fp32 resolution;
   the TD target and the Huber loss are fp32.
@@ -22,7 +23,6 @@ Invariants:
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 import numpy as np
@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from models.definitions.DQN import DQN, precision_context
+from utils.precision import copy_weights, on_device, widen_gradients, working_copy
 
 
 class Batch(NamedTuple):
@@ -46,51 +47,11 @@ class NonFiniteError(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the debug checkpoint."""
 
 
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with native bf16 arithmetic (avx512_bf16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def pick_device_and_precision(device: str = "auto", precision: str = "auto") -> tuple[torch.device, torch.dtype | None]:
-    """(device, compute dtype: bf16, or None for fp32): cuda when asked or available; `auto` is bf16 only on native-bf16 CPUs.
-
-    On CUDA this network is too small for bf16 to pay: its launches, not its arithmetic, bound an update, and
-    the casts add launches (H200: fp32 gave 10-30% more agent steps/s, bench/results/throughput_cuda.json).
-    """
-    chosen = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    if precision == "bf16" or (precision == "auto" and chosen.type == "cpu" and cpu_has_native_bf16()):
-        return chosen, torch.bfloat16
-    return chosen, None
-
-
 def make_networks(num_actions: int, device: torch.device) -> tuple[DQN, DQN]:
     """The online network and a target network that starts as its exact copy and never takes gradients (fp32)."""
-    online = DQN(num_actions).to(device)
-    if device.type == "cpu":  # oneDNN's convolutions are fastest on NHWC tensors
-        online = online.to(memory_format=torch.channels_last)
+    online = on_device(DQN(num_actions), device)
     target = copy.deepcopy(online).requires_grad_(False)
     return online, target
-
-
-def working_copy(master: DQN, compute_dtype: torch.dtype | None) -> DQN:
-    """The network that passes run on: `master` itself in fp32, else a copy with a `compute_dtype` trunk and an fp32 Q head."""
-    if compute_dtype is None:
-        return master
-    work = copy.deepcopy(master)
-    work.cnn.to(compute_dtype)
-    work.fc[0].to(compute_dtype)
-    return work
-
-
-def copy_weights(destination: torch.nn.Module, source: torch.nn.Module) -> None:
-    """destination's parameters <- source's, cast to destination's dtypes (no-op when they are the same module)."""
-    if destination is not source:
-        with torch.no_grad():
-            torch._foreach_copy_(list(destination.parameters()), list(source.parameters()))
 
 
 def linear_epsilon(step: int, warmup_steps: int, start: float, end: float, duration: int) -> float:
@@ -179,12 +140,7 @@ def gradient_step(
     loss.backward()
     if check_finite and not torch.isfinite(loss):
         raise NonFiniteError(f"non-finite loss ({loss.item()})")
-    if online_work is not online:  # widen the working copy's gradients into the fp32 masters' .grad, kept allocated
-        masters = list(online.parameters())
-        for master in masters:
-            if master.grad is None:
-                master.grad = torch.zeros_like(master)
-        torch._foreach_copy_([m.grad for m in masters], [w.grad for w in online_work.parameters()])
+    widen_gradients(online, online_work)
     norms = gradient_norms(online) if want_grad_norms else None
     if max_grad_norm > 0:
         clip_gradients(list(online.parameters()), max_grad_norm)

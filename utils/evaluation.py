@@ -5,7 +5,8 @@ starts, full games (all lives; no episodic life), the unclipped game score, each
 18,000 frames (5 minutes of play at 60 Hz = 4,500 agent steps). As in training, no FIRE is pressed
 for the agent. A DQN's greedy actions come from the learner's `greedy_action` at the precision
 training uses, so the policy that is scored is the policy that training picked; an actor-critic
-(A2C, PPO) plays actions sampled from its own policy, and its runs evaluate it with epsilon 0.
+(A2C, PPO) plays actions sampled from its own policy, at the same precision, and its runs evaluate
+it with epsilon 0.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from gymnasium.wrappers import FrameStackObservation
 
 from models.definitions.ActorCritic import ActorCritic
-from models.definitions.DQN import DQN
+from models.definitions.DQN import DQN, precision_context
 from utils.dqn_agent import greedy_action
 from utils.env_wrappers import make_atari_env
 
@@ -90,7 +91,7 @@ def evaluation_action(model: DQN | ActorCritic, state: np.ndarray, rng: np.rando
     if not isinstance(model, ActorCritic):
         return greedy_action(model, state, autocast_dtype)
     device = next(model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), precision_context(device.type, autocast_dtype):
         logits, _ = model(torch.from_numpy(np.asarray(state))[None].to(device))
     probs = torch.softmax(logits[0].double(), dim=0).cpu().numpy()
     return int(rng.choice(len(probs), p=probs / probs.sum()))

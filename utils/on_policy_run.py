@@ -2,7 +2,10 @@
 
 `OnPolicyRun` holds the model, the optimizer, the rollout collector and the counters, and is called
 once per iteration (one rollout and its update) with the games that ended and the update's
-statistics. Its gates count agent steps (all envs): --eval_freq (Nature-protocol evaluation with
+statistics. Precision as DQN's (utils/precision.py): `master` is the fp32 ActorCritic the optimizer
+steps and files hold; `model`, the network every pass runs on (rollouts, minibatches, evaluation), is
+the master itself in fp32, or under bf16 (--precision auto on CPUs with native bf16) a working copy
+with a bf16 body and fp32 policy and value heads, refreshed after each optimizer step. Its gates count agent steps (all envs): --eval_freq (Nature-protocol evaluation with
 the policy's own sampling and epsilon 0, keeping the best model), --log_freq, --checkpoint_freq.
 TensorBoard tags as the DQN's where the meaning is the same ("Rewards per episode",
 Episode/return, Episode/return_mean100, Eval/mean_return, Eval/std_return, FPS), plus
@@ -40,6 +43,7 @@ from utils.constants import ROOT_PATH, RunPaths
 from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs
 from utils.evaluation import evaluate
 from utils.on_policy import Rollout, RolloutCollector, advantages_and_returns, explained_variance
+from utils.precision import copy_weights, on_device, pick_device_and_precision, widen_gradients, working_copy
 from utils.training_state import random_states, restore_random_states, set_random_seeds
 
 
@@ -75,14 +79,10 @@ def add_run_flags(p: argparse.ArgumentParser, algo: str, defaults: dict[str, flo
     p.add_argument("--checkpoint_freq", type=non_negative_int, default=250_000, help="agent steps between checkpoints; 0 disables")
     p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 passes on fp32 master weights on CPUs with native bf16, fp32 elsewhere")
     p.add_argument("--run_name", type=str, default=None, help=f"runs/<run_name>/ (default: {algo}_<env_id>_<date>_<time>)")
     p.add_argument("--resume", type=str, default=None, help="checkpoint path or run name to continue")
     p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="root of models/checkpoints, models/binaries, runs")
-
-
-def pick_device(name: str) -> torch.device:
-    """cuda when asked or available (auto), else the CPU."""
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
 def parse_run_flags(parser: argparse.ArgumentParser, algo: str, argv: list[str] | None,
@@ -121,16 +121,15 @@ class OnPolicyRun:
               make_optimizer: Callable[[Any], torch.optim.Optimizer]) -> OnPolicyRun:
         """Seeds, device, the N envs, a new ActorCritic and its optimizer; continues config.resume when given."""
         set_random_seeds(config.seed)
-        device = pick_device(config.device)
+        device, compute_dtype = pick_device_and_precision(config.device, config.precision)
         envs = env_factory(config.env_id, config.num_envs, config.vector_env, None)
-        model = ActorCritic(envs.num_actions).to(device)
-        run = cls(algo, config, model, make_optimizer(model.parameters()), RolloutCollector(envs, seed=config.seed))
-        run.device = device
-        return run
+        master = on_device(ActorCritic(envs.num_actions), device)
+        return cls(algo, config, master, make_optimizer(master.parameters()), RolloutCollector(envs, seed=config.seed), compute_dtype)
 
-    def __init__(self, algo: str, config: argparse.Namespace, model: ActorCritic, optimizer: torch.optim.Optimizer,
-                 collector: RolloutCollector) -> None:
-        self.algo, self.config, self.model, self.optimizer, self.collector = algo, config, model, optimizer, collector
+    def __init__(self, algo: str, config: argparse.Namespace, master: ActorCritic, optimizer: torch.optim.Optimizer,
+                 collector: RolloutCollector, compute_dtype: torch.dtype | None = None) -> None:
+        self.algo, self.config, self.master, self.optimizer, self.collector = algo, config, master, optimizer, collector
+        self.model = working_copy(master, compute_dtype)
         self.paths = RunPaths(config.output_dir, config.run_name)
         self.step = self.iteration = self.num_episodes = 0
         self.episode_returns: collections.deque[float] = collections.deque(maxlen=100)
@@ -139,7 +138,7 @@ class OnPolicyRun:
         self.rng = np.random.default_rng(config.seed)  # minibatch shuffles
         self.generator = torch.Generator().manual_seed(config.seed)  # the policy's action samples
         args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()}
-        self.identity = {"algo": algo, "env_id": config.env_id, "num_actions": model.num_actions, "args": args,
+        self.identity = {"algo": algo, "env_id": config.env_id, "num_actions": master.num_actions, "args": args,
                          "commit_hash": git_commit(), "seed": config.seed}
         if config.resume:
             self.load_state_dict(load_checkpoint(config.resume))
@@ -150,7 +149,7 @@ class OnPolicyRun:
         self.progress = tqdm(initial=self.step, total=config.num_of_training_steps, unit="step", dynamic_ncols=True, mininterval=1.0)
         self.window_start = (time.perf_counter(), self.step)
         self.last_eval_step = self.step
-        self.device = next(model.parameters()).device
+        self.device = next(master.parameters()).device
         self.stop: StopRequest | None = None  # set by training()
 
     @contextlib.contextmanager
@@ -177,11 +176,14 @@ class OnPolicyRun:
         return scores, advantages, returns
 
     def gradient_step(self, loss: torch.Tensor, max_grad_norm: float) -> None:
-        """Backward, gradients clipped to a global L2 norm, one optimizer step."""
-        self.optimizer.zero_grad(set_to_none=True)
+        """Backward on the working copy, fp32 gradients on the master clipped to a global L2 norm, one optimizer step,
+        the working copy refreshed."""
+        self.model.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_grad_norm)
+        widen_gradients(self.master, self.model)
+        torch.nn.utils.clip_grad_norm_(self.master.parameters(), max_grad_norm)
         self.optimizer.step()
+        copy_weights(self.model, self.master)
 
     def end_iteration(self, first: int, batch_size: int, scores: list[tuple[int, float, int]], stats: dict[str, torch.Tensor],
                       values: np.ndarray, returns: np.ndarray) -> None:
@@ -240,7 +242,7 @@ class OnPolicyRun:
             atomic_torch_save(self.model_file() | {"eval_mean_return": mean}, self.best_model_path)
 
     def model_file(self) -> dict[str, Any]:
-        return self.identity | {"state_dict": self.model.state_dict(), "step": self.step, "num_episodes": self.num_episodes,
+        return self.identity | {"state_dict": self.master.state_dict(), "step": self.step, "num_episodes": self.num_episodes,
                                 "best_eval_return": self.best_eval_return}
 
     def state_dict(self) -> dict[str, Any]:
@@ -257,7 +259,8 @@ class OnPolicyRun:
 
     def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
         """Continue where `checkpoint` left off: exactly where the envs can be restored, with new games elsewhere."""
-        self.model.load_state_dict(checkpoint["state_dict"])
+        self.master.load_state_dict(checkpoint["state_dict"])
+        copy_weights(self.model, self.master)
         self.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
         self.step, self.iteration, self.num_episodes = checkpoint["step"], checkpoint["iteration"], checkpoint["num_episodes"]
         self.episode_returns.extend(checkpoint["episode_returns"])

@@ -15,11 +15,13 @@ import contextlib
 import torch
 from torch import nn
 
-from models.definitions.nature_cnn import TRUNK_FEATURES, conv_trunk
+from models.definitions.nature_cnn import TRUNK_FEATURES, conv_trunk, trunk_input
 
 
 class DQN(nn.Module):
     """Conv(4->32, 8, s4) ReLU, Conv(32->64, 4, s2) ReLU, Conv(64->64, 3, s1) ReLU, FC 3136->512 ReLU, FC 512->A."""
+
+    TRUNK = ("cnn", "fc.0")  # the layers a bf16 working copy holds in bf16 (utils/precision.py); the Q head stays fp32
 
     def __init__(self, num_actions: int, num_in_frames: int = 4) -> None:
         super().__init__()
@@ -33,13 +35,8 @@ class DQN(nn.Module):
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         """states: (B, 4, 84, 84) uint8 (or float already in [0, 1] scaled by 255) -> (B, num_actions) Q-values."""
-        device_type, first_weight = states.device.type, self.cnn[0].weight
-        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else first_weight.dtype
-        x = states.to(dtype) * (1.0 / 255.0)  # straight to the compute dtype: one cast, no fp32 copy under bf16
-        if first_weight.is_contiguous(memory_format=torch.channels_last):  # NHWC input for NHWC weights: no reorder
-            x = x.contiguous(memory_format=torch.channels_last)
-        hidden = self.fc[1](self.fc[0](self.cnn(x)))
-        with torch.autocast(device_type, enabled=False):  # the Q head in fp32 whatever the trunk's precision
+        hidden = self.fc[1](self.fc[0](self.cnn(trunk_input(states, self.cnn[0].weight))))
+        with torch.autocast(states.device.type, enabled=False):  # the Q head in fp32 whatever the trunk's precision
             return self.fc[2](hidden.float())
 
 
