@@ -5,8 +5,9 @@ once per iteration (one rollout and its update) with the games that ended and th
 statistics. Precision as DQN's (utils/precision.py): `master` is the fp32 ActorCritic the optimizer
 steps and files hold; `model`, the network every pass runs on (rollouts, minibatches, evaluation), is
 the master itself in fp32, or under bf16 (--precision auto on CPUs with native bf16) a working copy
-with a bf16 body and fp32 policy and value heads, refreshed after each optimizer step. Its gates count agent steps (all envs): --eval_freq (Nature-protocol evaluation with
-the policy's own sampling and epsilon 0, keeping the best model), --log_freq, --checkpoint_freq.
+with a bf16 body and fp32 policy and value heads, refreshed after each optimizer step. Its gates
+count agent steps (all envs): --eval_freq (Nature-protocol evaluation with the policy's own
+sampling and epsilon 0, keeping the best model), --log_freq, --checkpoint_freq.
 TensorBoard tags as the DQN's where the meaning is the same ("Rewards per episode",
 Episode/return, Episode/return_mean100, Eval/mean_return, Eval/std_return, FPS), plus
 Loss/<part> (policy_loss, value_loss, entropy, approx_kl, clip_fraction, explained_variance) and
