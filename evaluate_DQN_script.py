@@ -24,9 +24,9 @@ from models.definitions.DQN import DQN
 from utils.checkpoints import CheckpointError, atomic_write, load_checkpoint
 from utils.cli import OneLineArgumentParser, fail, positive_int, unit_float
 from utils.constants import PRETRAINED_PATH, ROOT_PATH, RunPaths
-from utils.precision import pick_device_and_precision
 from utils.env_wrappers import FRAME_SKIP, EnvIdError, make_atari_env, validate_env_id
 from utils.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES, evaluate
+from utils.precision import pick_device_and_precision
 
 GAME_FPS = 60 / FRAME_SKIP  # one recorded frame per agent step: 15 per second is the game's real speed
 

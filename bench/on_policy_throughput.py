@@ -4,7 +4,8 @@
 
 Runs train_PPO_script.py and train_A2C_script.py as a user does (their own settings: PPO 8 envs x 128 steps,
 4 epochs x 4 minibatches of 256; A2C 16 envs x 5 steps), in a subprocess with nothing saved but TensorBoard
-scalars, and reads their FPS scalar over --steps agent steps, skipping the first logging window (start-up).
+scalars, and reads their FPS scalar over --windows logging windows (PPO: 2,048 agent steps each, A2C: 4,000),
+after a first one that is skipped (start-up).
 The precisions alternate within each round, because machines drift; needs an idle machine.
 """
 from __future__ import annotations

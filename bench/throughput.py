@@ -27,8 +27,8 @@ from _common import machine, median_seconds, real_frames, training_loop_fps
 
 from models.definitions.DQN import DQN
 from utils.dqn_agent import Learner, to_device
-from utils.precision import pick_device_and_precision
 from utils.env_wrappers import make_training_envs
+from utils.precision import pick_device_and_precision
 from utils.replay_buffer import ReplayBuffer
 
 
