@@ -150,6 +150,28 @@ def test_plotter_on_a_run_written_by_the_project_logger(tmp_path: Path) -> None:
         assert np.asarray(image)[..., :3].std() > 10  # not a blank canvas
 
 
+def test_the_plotter_draws_an_actor_critic_runs_own_losses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An A2C/PPO run logs no Huber loss and no epsilon: its curves figure shows its value loss and its entropy."""
+    import matplotlib.pyplot as plt
+
+    run = tmp_path / "runs" / "a2c"
+    writer = SummaryWriter(str(run))
+    for step in range(0, 20000, 1000):
+        writer.add_scalar("Loss/value_loss", 0.1 / (1 + step), step)
+        writer.add_scalar("Loss/entropy", 1.79 - step / 20000, step)
+        writer.add_scalar("FPS", 1500.0, step)
+    writer.close()
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_runs([run], tmp_path / "plots", "PongNoFrameskip-v4", name="a2c")
+    panels = {ax.get_title(): ax for ax in figures[0].axes if ax.get_title()}
+    assert {"value loss", "policy entropy (nats)"} <= set(panels)
+    np.testing.assert_allclose(panels["policy entropy (nats)"].lines[0].get_ydata(), 1.79 - np.arange(20) / 20, rtol=1e-6)
+    assert len(panels["value loss"].lines) == 1
+    for figure in figures:
+        close(figure)
+
+
 def test_the_returns_panel_stars_each_rescored_pick_where_it_was_logged(tmp_path: Path) -> None:
     """A run with --rescore_episodes logs Eval/rescore_mean_return at the evaluations it re-scored: one star each."""
     import matplotlib.pyplot as plt

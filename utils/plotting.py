@@ -72,7 +72,7 @@ def returns_panel(ax: plt.Axes, runs: dict[str, dict[str, Series]], env_id: str 
         if "Eval/mean_return" in s:
             steps, mean = s["Eval/mean_return"]
             std = s.get("Eval/std_return", (steps, np.zeros_like(mean)))[1]
-            ax.errorbar(steps, mean, yerr=std, color=color, marker="o", linestyle="--", capsize=3, label=f"{label}: evaluation (eps 0.05)")
+            ax.errorbar(steps, mean, yerr=std, color=color, marker="o", linestyle="--", capsize=3, label=f"{label}: evaluation (mean, std)")
         if "Eval/rescore_mean_return" in s:
             ax.scatter(*s["Eval/rescore_mean_return"], marker="*", s=120, color=color, edgecolors="black", zorder=3,
                        label=f"{label}: new best re-scored over more games")
@@ -99,9 +99,13 @@ def plot_runs(run_dirs: list[Path], out_dir: Path, env_id: str | None = None, na
 
     figure, axes = plt.subplots(2, 2, figsize=(14, 9), constrained_layout=True)
     returns_panel(axes[0, 0], runs, env_id)
-    line_panel(axes[0, 1], "Huber loss", "Huber loss", log=True)
+    if any("Huber loss" in s for s in runs.values()):  # a DQN run: its loss and its exploration
+        line_panel(axes[0, 1], "Huber loss", "Huber loss", log=True)
+        line_panel(axes[1, 1], "Epsilon", "epsilon")
+    else:  # an A2C/PPO run: its value loss and its policy's entropy
+        line_panel(axes[0, 1], "Loss/value_loss", "value loss", log=True)
+        line_panel(axes[1, 1], "Loss/entropy", "policy entropy (nats)")
     line_panel(axes[1, 0], "FPS", "agent steps per second (current rate)", log=True)
-    line_panel(axes[1, 1], "Epsilon", "epsilon")
     if axes[0, 1].get_legend_handles_labels()[0]:
         axes[0, 1].legend(fontsize=7)
     figure.suptitle(f"{env_id or ''} {name}".strip())
@@ -200,7 +204,7 @@ def plot_seeds(groups: dict[str, list[dict[str, Series]]], out_dir: Path, name: 
     """<name>_seeds.png: per game, the mean over runs of the training mean-100 return and of the evaluations, with 95% bands."""
     figure, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 5), constrained_layout=True, squeeze=False)
     for ax, (env_id, runs) in zip(axes[0], groups.items()):
-        for tag, color, label in (("Episode/return_mean100", "C0", "training, mean of last 100 games"), ("Eval/mean_return", "C1", "evaluation (eps 0.05)")):
+        for tag, color, label in (("Episode/return_mean100", "C0", "training, mean of last 100 games"), ("Eval/mean_return", "C1", "evaluation")):
             curves = [s[tag] for s in runs if tag in s and len(s[tag][0])]
             if not curves:
                 continue
