@@ -16,6 +16,7 @@ import torch
 
 import evaluate_DQN_script
 import train_DQN_script
+import train_PPO_script
 from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
 from utils.replay_buffer import StreamedReplayBuffer
@@ -330,15 +331,25 @@ def test_vector_env_run_resumes_with_new_games_and_its_memory(tmp_path: Path, ca
         np.testing.assert_array_equal(stream.frames[100], frame)
 
 
-def test_rescore_keeps_the_model_with_the_best_re_scored_mean(tmp_path: Path) -> None:
+# Each algorithm's smallest run with evaluations every 200 (DQN) or 64 (PPO: 2 envs x 16 steps) agent steps.
+RESCORED_RUNS = {
+    "dqn": (lambda argv: train_dqn(parse_config(argv)),
+            [*SMALL, "--num_of_training_steps", "800", "--eval_freq", "200", "--checkpoint_freq", "0"], 200),
+    "ppo": (lambda argv: train_PPO_script.train_ppo(train_PPO_script.parse_config(argv)),
+            ["--num_envs", "2", "--num_steps", "16", "--num_minibatches", "2", "--num_of_training_steps", "256", "--eval_freq", "64",
+             "--log_freq", "0", "--checkpoint_freq", "128", "--device", "cpu"], 64),
+}
+
+
+@pytest.mark.parametrize("algo", list(RESCORED_RUNS))
+def test_rescore_keeps_the_model_with_the_best_re_scored_mean(tmp_path: Path, algo: str) -> None:
     """--rescore_episodes: every evaluation that beats the best 10-game figure is played again on other seeds;
     the best model is the best re-scored one, and picks.jsonl lists each pick with both figures."""
-    args = [*SMALL, "--env_id", "PongNoFrameskip-v4", "--output_dir", str(tmp_path), "--run_name", "rescored",
-            "--num_of_training_steps", "800", "--eval_freq", "200", "--eval_episodes", "1", "--rescore_episodes", "2",
-            "--checkpoint_freq", "0", "--seed", "2"]
-    summary = train_dqn(parse_config(args))
+    train, argv, eval_freq = RESCORED_RUNS[algo]
+    summary = train([*argv, "--env_id", "PongNoFrameskip-v4", "--output_dir", str(tmp_path), "--run_name", "rescored",
+                     "--eval_episodes", "1", "--rescore_episodes", "2", "--seed", "2"])
     picks = [json.loads(line) for line in (tmp_path / "runs" / "rescored" / "picks.jsonl").read_text().splitlines()]
-    assert picks and picks[0]["step"] == 200 and picks[0]["kept"]
+    assert picks and picks[0]["step"] == eval_freq and picks[0]["kept"]
     assert [p["eval_mean_return"] for p in picks] == sorted({p["eval_mean_return"] for p in picks})  # each beat the last
     best = max(picks, key=lambda p: p["rescore_mean_return"])
     assert [p["kept"] for p in picks] == [p["rescore_mean_return"] == max(q["rescore_mean_return"] for q in picks[: i + 1])
@@ -347,3 +358,4 @@ def test_rescore_keeps_the_model_with_the_best_re_scored_mean(tmp_path: Path) ->
     model = load_checkpoint(summary["best_model_path"])
     assert model["step"] == best["step"] and model["rescore_mean_return"] == best["rescore_mean_return"]
     assert summary["best_rescore_return"] == best["rescore_mean_return"]
+    assert load_checkpoint(summary["last_checkpoint"])["best_rescore_return"] == best["rescore_mean_return"]  # a resume goes on from it

@@ -9,7 +9,8 @@ mean when evaluation is off), --eval_freq (Nature-protocol evaluation that keeps
 TensorBoard tags: "Rewards per episode" and "Steps per episode" (by episode, as the original),
 Episode/return and Episode/return_mean100 (by step), Eval/mean_return and Eval/std_return, FPS,
 Epsilon, "Huber loss", grad_norms/<parameter> and grad_norms/total (by update), and with
---rescore_episodes Eval/rescore_mean_return (the re-scored picks, also in runs/<run_name>/picks.jsonl).
+--rescore_episodes Eval/rescore_mean_return (the re-scored picks, also in runs/<run_name>/picks.jsonl;
+utils/model_pick.py).
 """
 from __future__ import annotations
 
@@ -18,21 +19,17 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from utils.checkpoints import atomic_torch_save, prune_checkpoints
 from utils.constants import RunPaths
-from utils.evaluation import evaluate
+from utils.evaluation import EVAL_EPSILON
+from utils.model_pick import evaluate_and_pick
 from utils.replay_buffer import StreamedReplayBuffer
 from utils.training_state import TrainingState
 from utils.visualization import DebugVisualizer
-
-
-PICKS_NAME = "picks.jsonl"  # beside a run's TensorBoard events: each model re-scored with --rescore_episodes
-RESCORE_SEED_OFFSET = 2**30  # re-scoring games use seeds the 10-game evaluations (seed + step + i) never reach
 
 
 def multiples_in(first: int, last: int, every: int) -> int:
@@ -112,39 +109,15 @@ class Bookkeeper:
 
     # ---- evaluation, best model, checkpoints --------------------------------------------------------------------
     def evaluate_and_keep_best(self) -> None:
-        """A Nature-protocol evaluation of the online network; the best model so far is kept in models/binaries/.
-
-        With --rescore_episodes R, an evaluation that beats the best one so far is played again over R games
-        on other seeds, and the best model is the one with the best R-game mean (the figure that is reported);
-        each such pick is appended to runs/<run_name>/picks.jsonl with both figures.
-        """
-        config, state = self.config, self.state
-        result = evaluate(state.learner.online_work, config.env_id, config.eval_episodes, seed=config.seed + state.step)
-        mean = float(np.mean(result.returns))
+        """A Nature-protocol evaluation of the online network (epsilon 0.05); the best model so far, picked as
+        utils/model_pick.py says (by the --rescore_episodes mean when given), is kept in models/binaries/."""
+        state = self.state
+        pick = evaluate_and_pick(state.learner.online_work, state.step, self.config, state.best_eval_return,
+                                 state.best_rescore_return, self.writer, self.progress, self.paths.tensorboard, EVAL_EPSILON)
         self.last_eval_step = state.step
-        self.writer.add_scalar("Eval/mean_return", mean, state.step)
-        self.writer.add_scalar("Eval/std_return", float(np.std(result.returns)), state.step)
-        self.progress.write(f"step {state.step}: evaluation over {config.eval_episodes} games: mean {mean:.2f}")
-        if mean <= state.best_eval_return:
-            return
-        state.best_eval_return = mean
-        if not config.rescore_episodes:
-            self.save_best_model({"eval_mean_return": mean})
-            return
-        rescore = evaluate(state.learner.online_work, config.env_id, config.rescore_episodes, seed=RESCORE_SEED_OFFSET + config.seed + state.step)
-        rescore_mean = float(np.mean(rescore.returns))
-        kept = rescore_mean > state.best_rescore_return
-        self.writer.add_scalar("Eval/rescore_mean_return", rescore_mean, state.step)
-        self.progress.write(f"step {state.step}: {config.rescore_episodes} more games: mean {rescore_mean:.2f}"
-                            + (" (the best: model kept)" if kept else f" (best stays {state.best_rescore_return:.2f})"))
-        pick = {"step": state.step, "eval_episodes": config.eval_episodes, "eval_mean_return": mean,
-                "rescore_episodes": config.rescore_episodes, "rescore_mean_return": rescore_mean,
-                "rescore_std_return": float(np.std(rescore.returns)), "kept": kept}
-        with open(self.paths.tensorboard / PICKS_NAME, "a") as picks:
-            picks.write(json.dumps(pick) + "\n")
-        if kept:
-            state.best_rescore_return = rescore_mean
-            self.save_best_model({"eval_mean_return": mean, "rescore_mean_return": rescore_mean, "rescore_episodes": config.rescore_episodes})
+        state.best_eval_return, state.best_rescore_return = pick.best_eval_return, pick.best_rescore_return
+        if pick.kept_scores is not None:
+            self.save_best_model(pick.kept_scores)
 
     def save_best_model(self, score: dict[str, float]) -> None:
         """The best model: weights and what identifies them, not the training state (a checkpoint holds that)."""

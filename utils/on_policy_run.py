@@ -7,15 +7,15 @@ steps and files hold; `model`, the network every pass runs on (rollouts, minibat
 the master itself in fp32, or under bf16 (--precision auto on CPUs with native bf16) a working copy
 with a bf16 body and fp32 policy and value heads, refreshed after each optimizer step. Its gates
 count agent steps (all envs): --eval_freq (Nature-protocol evaluation with the policy's own
-sampling and epsilon 0, keeping the best model), --log_freq, --checkpoint_freq.
+sampling and epsilon 0, keeping the best model as utils/model_pick.py says), --log_freq, --checkpoint_freq.
 TensorBoard tags as the DQN's where the meaning is the same ("Rewards per episode",
-Episode/return, Episode/return_mean100, Eval/mean_return, Eval/std_return, FPS), plus
+Episode/return, Episode/return_mean100, Eval/mean_return, Eval/std_return, Eval/rescore_mean_return, FPS), plus
 Loss/<part> (policy_loss, value_loss, entropy, approx_kl, clip_fraction, explained_variance) and
 Learning_rate.
 
 A checkpoint (`state_dict`) holds tensors and plain values only (it loads with weights_only=True):
 state_dict (the model), optimizer_state_dict, step, iteration, num_episodes, episode_returns,
-best_eval_return, best_model_path, random_states (python, numpy, torch, the sampling generator),
+best_eval_return, best_rescore_return, best_model_path, random_states (python, numpy, torch, the sampling generator),
 env_state (per env, or None where the envs cannot be saved), states and starts (the collector's
 stacks and start flags), and what identifies the run (algo, env_id, num_actions, args, commit_hash,
 seed). Where the envs cannot be restored (ale-py's vector env), a resume starts new games.
@@ -42,16 +42,17 @@ from utils.checkpoints import CheckpointError, atomic_torch_save, git_commit, lo
 from utils.cli import StopRequest, fail, non_negative_int, parse_training_flags, positive_float, positive_int, unit_float
 from utils.constants import ROOT_PATH, RunPaths
 from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs
-from utils.evaluation import evaluate
+from utils.model_pick import evaluate_and_pick
 from utils.on_policy import Rollout, RolloutCollector, advantages_and_returns, explained_variance
 from utils.precision import copy_weights, on_device, pick_device_and_precision, widen_gradients, working_copy
 from utils.training_state import random_states, restore_random_states, set_random_seeds
 
 
-# The games each on-policy script has a preset for, run as CleanRL and RL Zoo run them (10M agent steps).
+# The games each on-policy script has a preset for, run as CleanRL and RL Zoo run them (10M agent steps), the model
+# picked by 30-game scores as the DQN presets pick it.
 PRESETS: dict[str, dict[str, Any]] = {
-    "pong": {"env_id": "PongNoFrameskip-v4", "num_of_training_steps": 10_000_000},
-    "breakout": {"env_id": "BreakoutNoFrameskip-v4", "num_of_training_steps": 10_000_000},
+    "pong": {"env_id": "PongNoFrameskip-v4", "num_of_training_steps": 10_000_000, "rescore_episodes": 30},
+    "breakout": {"env_id": "BreakoutNoFrameskip-v4", "num_of_training_steps": 10_000_000, "rescore_episodes": 30},
 }
 FIXED_ON_RESUME = {"seed", "num_envs", "num_steps"}  # the checkpoint's state: a resume cannot change them
 
@@ -77,6 +78,7 @@ def add_run_flags(p: argparse.ArgumentParser, algo: str, defaults: dict[str, flo
     p.add_argument("--episode_log_freq", type=non_negative_int, default=1, help="episodes between episode-stat logs; 0 disables")
     p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
     p.add_argument("--eval_episodes", type=positive_int, default=10, help="full games per evaluation (the policy's sampling, epsilon 0)")
+    p.add_argument("--rescore_episodes", type=non_negative_int, default=0, help="re-score each new best evaluation over this many games on other seeds and keep the best model by it; 0 = off")
     p.add_argument("--checkpoint_freq", type=non_negative_int, default=250_000, help="agent steps between checkpoints; 0 disables")
     p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
@@ -134,7 +136,7 @@ class OnPolicyRun:
         self.paths = RunPaths(config.output_dir, config.run_name)
         self.step = self.iteration = self.num_episodes = 0
         self.episode_returns: collections.deque[float] = collections.deque(maxlen=100)
-        self.best_eval_return = -float("inf")
+        self.best_eval_return = self.best_rescore_return = -float("inf")
         self.best_model_path = next_binary_path(self.paths.binaries, config.env_id, algo)
         self.rng = np.random.default_rng(config.seed)  # minibatch shuffles
         self.generator = torch.Generator().manual_seed(config.seed)  # the policy's action samples
@@ -231,20 +233,18 @@ class OnPolicyRun:
 
     # ---- evaluation, best model, checkpoints ------------------------------------------------------------------------
     def evaluate_and_keep_best(self) -> None:
-        """Nature protocol, the policy's own sampling, epsilon 0; the best model so far goes to models/binaries/."""
-        result = evaluate(self.model, self.config.env_id, self.config.eval_episodes, seed=self.config.seed + self.step, epsilon=0.0)
-        mean = float(np.mean(result.returns))
+        """Nature protocol, the policy's own sampling, epsilon 0; the best model so far, picked as utils/model_pick.py
+        says (by the --rescore_episodes mean when given), goes to models/binaries/."""
+        pick = evaluate_and_pick(self.model, self.step, self.config, self.best_eval_return, self.best_rescore_return,
+                                 self.writer, self.progress, self.paths.tensorboard, epsilon=0.0)
         self.last_eval_step = self.step
-        self.writer.add_scalar("Eval/mean_return", mean, self.step)
-        self.writer.add_scalar("Eval/std_return", float(np.std(result.returns)), self.step)
-        self.progress.write(f"step {self.step}: evaluation over {self.config.eval_episodes} games: mean {mean:.2f}")
-        if mean > self.best_eval_return:
-            self.best_eval_return = mean
-            atomic_torch_save(self.model_file() | {"eval_mean_return": mean}, self.best_model_path)
+        self.best_eval_return, self.best_rescore_return = pick.best_eval_return, pick.best_rescore_return
+        if pick.kept_scores is not None:
+            atomic_torch_save(self.model_file() | pick.kept_scores, self.best_model_path)
 
     def model_file(self) -> dict[str, Any]:
         return self.identity | {"state_dict": self.master.state_dict(), "step": self.step, "num_episodes": self.num_episodes,
-                                "best_eval_return": self.best_eval_return}
+                                "best_eval_return": self.best_eval_return, "best_rescore_return": self.best_rescore_return}
 
     def state_dict(self) -> dict[str, Any]:
         return self.model_file() | {
@@ -266,6 +266,7 @@ class OnPolicyRun:
         self.step, self.iteration, self.num_episodes = checkpoint["step"], checkpoint["iteration"], checkpoint["num_episodes"]
         self.episode_returns.extend(checkpoint["episode_returns"])
         self.best_eval_return, self.best_model_path = checkpoint["best_eval_return"], Path(checkpoint["best_model_path"])
+        self.best_rescore_return = checkpoint.get("best_rescore_return", -float("inf"))  # absent before --rescore_episodes
         restore_random_states(checkpoint["random_states"], self.rng)
         self.generator.set_state(checkpoint["random_states"]["sampling"])
         collector = self.collector
@@ -309,6 +310,7 @@ class OnPolicyRun:
             "episodes": self.num_episodes,
             "mean_return": self.mean_return(),
             "best_eval_return": self.best_eval_return,
+            "best_rescore_return": self.best_rescore_return,
             "best_model_path": str(self.best_model_path) if self.best_model_path.exists() else None,
             "last_checkpoint": str(checkpoint),
             "run_dir": str(self.paths.tensorboard),
