@@ -26,7 +26,7 @@ from utils.cli import OneLineArgumentParser, fail, positive_int, unit_float
 from utils.constants import PRETRAINED_PATH, ROOT_PATH, RunPaths
 from utils.env_wrappers import FRAME_SKIP, EnvIdError, make_atari_env, validate_env_id
 from utils.evaluation import EVAL_EPSILON, EVAL_MAX_EPISODE_FRAMES, evaluate
-from utils.precision import pick_device_and_precision
+from utils.precision import add_device_flags, pick_device_and_precision
 
 GAME_FPS = 60 / FRAME_SKIP  # one recorded frame per agent step: 15 per second is the game's real speed
 
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--record", action="store_true", help="write the first game as a GIF and an MP4 under data/")
     p.add_argument("--output", type=Path, default=None, help="JSON path (default <output_dir>/data/eval/<model>.json)")
     p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="the training's --output_dir: models/binaries and data/ under it")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="as in training: auto = bf16 on native-bf16 CPUs, fp32 elsewhere")
+    add_device_flags(p)  # --device, --precision: as in training
     args = p.parse_args(argv)
     if args.max_episode_frames < FRAME_SKIP:
         fail(f"--max_episode_frames must be at least {FRAME_SKIP} (one agent step)")

@@ -37,7 +37,8 @@ from utils.cli import (
 from utils.constants import ROOT_PATH, RunPaths
 from utils.dqn_agent import Learner, NonFiniteError, linear_epsilon, to_device
 from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs, make_training_envs
-from utils.precision import pick_device_and_precision
+from utils.model_pick import add_pick_flags
+from utils.precision import add_device_flags, pick_device_and_precision
 from utils.replay_buffer import (
     COMPRESSIONS,
     NotEnoughMemoryError,
@@ -145,11 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint_freq", type=non_negative_int, default=100_000, help="agent steps between checkpoints; 0 disables")
     p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
     p.add_argument("--grads_log_freq", type=non_negative_int, default=2500, help="updates between gradient-norm logs; 0 disables")
-    p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
-    p.add_argument("--eval_episodes", type=positive_int, default=10, help="full games per evaluation (epsilon 0.05, 18,000-frame cap)")
-    p.add_argument("--rescore_episodes", type=non_negative_int, default=0, help="re-score each new best evaluation over this many games on other seeds and keep the best model by it; 0 = off")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 passes with fp32 master weights on CPUs with native bf16, fp32 elsewhere (CUDA included: faster here)")
+    add_pick_flags(p, how="epsilon 0.05")  # --eval_freq, --eval_episodes, --rescore_episodes
+    add_device_flags(p)  # --device, --precision
     p.add_argument("--run_name", type=str, default=None, help="runs/<run_name>/ (default: <env_id>_<date>_<time>)")
     p.add_argument("--replay_compression", choices=list(COMPRESSIONS), default="none", help="lz4: each frame LZ4-compressed (~1 GB per 1M)")
     p.add_argument("--resume", type=str, default=None, help="checkpoint path or run name to continue (same curves, same run)")

@@ -20,10 +20,19 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from utils.cli import non_negative_int, positive_int
 from utils.evaluation import evaluate
 
 PICKS_NAME = "picks.jsonl"  # beside a run's TensorBoard events
 RESCORE_SEED_OFFSET = 2**30  # re-scoring games use seeds the evaluations (seed + step + i) never reach
+
+
+def add_pick_flags(p: argparse.ArgumentParser, how: str) -> None:
+    """The flags of the pick, the same in every training script; `how` says how the evaluated policy acts."""
+    p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
+    p.add_argument("--eval_episodes", type=positive_int, default=10, help=f"full games per evaluation ({how}, 18,000-frame cap)")
+    p.add_argument("--rescore_episodes", type=non_negative_int, default=0,
+                   help="re-score each new best evaluation over this many games on other seeds and keep the best model by it; 0 = off")
 
 
 @dataclass

@@ -42,9 +42,9 @@ from utils.checkpoints import CheckpointError, atomic_torch_save, git_commit, lo
 from utils.cli import StopRequest, fail, non_negative_int, parse_training_flags, positive_float, positive_int, unit_float
 from utils.constants import ROOT_PATH, RunPaths
 from utils.env_wrappers import VECTOR_ENVS, EnvIdError, TrainingEnvs
-from utils.model_pick import evaluate_and_pick
+from utils.model_pick import add_pick_flags, evaluate_and_pick
 from utils.on_policy import Rollout, RolloutCollector, advantages_and_returns, explained_variance
-from utils.precision import copy_weights, on_device, pick_device_and_precision, widen_gradients, working_copy
+from utils.precision import add_device_flags, copy_weights, on_device, pick_device_and_precision, widen_gradients, working_copy
 from utils.training_state import random_states, restore_random_states, set_random_seeds
 
 
@@ -76,13 +76,10 @@ def add_run_flags(p: argparse.ArgumentParser, algo: str, defaults: dict[str, flo
     p.add_argument("--vector_env", choices=list(VECTOR_ENVS), default="auto", help="auto: gymnasium wrappers for 1 env, ale-py's threaded vector env for more")
     p.add_argument("--log_freq", type=non_negative_int, default=10_000, help="agent steps between TensorBoard scalars; 0 disables")
     p.add_argument("--episode_log_freq", type=non_negative_int, default=1, help="episodes between episode-stat logs; 0 disables")
-    p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
-    p.add_argument("--eval_episodes", type=positive_int, default=10, help="full games per evaluation (the policy's sampling, epsilon 0)")
-    p.add_argument("--rescore_episodes", type=non_negative_int, default=0, help="re-score each new best evaluation over this many games on other seeds and keep the best model by it; 0 = off")
+    add_pick_flags(p, how="the policy's own sampling, epsilon 0")  # --eval_freq, --eval_episodes, --rescore_episodes
     p.add_argument("--checkpoint_freq", type=non_negative_int, default=250_000, help="agent steps between checkpoints; 0 disables")
     p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="auto = bf16 passes on fp32 master weights on CPUs with native bf16, fp32 elsewhere")
+    add_device_flags(p)  # --device, --precision
     p.add_argument("--run_name", type=str, default=None, help=f"runs/<run_name>/ (default: {algo}_<env_id>_<date>_<time>)")
     p.add_argument("--resume", type=str, default=None, help="checkpoint path or run name to continue")
     p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="root of models/checkpoints, models/binaries, runs")

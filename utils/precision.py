@@ -14,6 +14,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
@@ -27,6 +28,13 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def add_device_flags(p: argparse.ArgumentParser) -> None:
+    """--device and --precision, the same in every training script and the evaluator (`pick_device_and_precision`)."""
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when available")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto = bf16 passes on fp32 master weights on CPUs with native bf16, fp32 elsewhere (CUDA included: faster there)")
 
 
 def pick_device_and_precision(device: str = "auto", precision: str = "auto") -> tuple[torch.device, torch.dtype | None]:
