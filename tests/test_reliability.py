@@ -19,6 +19,7 @@ import train_DQN_script
 import train_PPO_script
 from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
+from utils import training_state
 from utils.replay_buffer import StreamedReplayBuffer
 from utils.checkpoints import (
     CheckpointError,
@@ -272,6 +273,26 @@ def test_resume_from_a_weights_only_model_file(tmp_path: Path, capsys: pytest.Ca
     assert resumed["updates"] == model["num_updates"] + updates_after_refill
     last = load_checkpoint(resumed["last_checkpoint"])
     assert last["args"]["run_name"] == "first" and last["args"]["seed"] == 4  # the model's flags
+
+
+def test_a_checkpoints_weights_only_file_is_its_best_model_file_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`python -m utils.training_state CKPT OUT`: what a session commits of a long run, so that a lost machine loses one segment."""
+    summary = train_dqn(parse_config([*SMALL, "--output_dir", str(tmp_path), "--run_name", "long", "--num_of_training_steps", "300",
+                                      "--checkpoint_freq", "300", "--seed", "4"]))
+    checkpoint = load_checkpoint(summary["last_checkpoint"])
+    out = tmp_path / "committed" / "latest.pth"
+    training_state.main([summary["last_checkpoint"], str(out)])
+    model = load_checkpoint(out)
+    best_model = load_checkpoint(summary["best_model_path"])  # what the run itself writes as a model file
+    assert set(model) == {k for k in best_model if k in checkpoint}  # all of it but the pick's scores
+    assert all(torch.equal(model["state_dict"][k], checkpoint["state_dict"][k]) for k in checkpoint["state_dict"])
+    assert (model["step"], model["num_updates"]) == (300, checkpoint["num_updates"])
+    assert out.stat().st_size < 0.5 * Path(summary["last_checkpoint"]).stat().st_size  # no target, optimizer or games
+    resumed = train_dqn(parse_config(["--resume", str(out), "--output_dir", str(tmp_path / "new_machine"), "--num_of_training_steps", "350"]))
+    assert resumed["steps"] == 350 and "refilling" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as error:
+        training_state.main([str(out), str(tmp_path / "again.pth")])  # a model file has nothing to strip
+    assert error.value.code == 2 and "not a DQN training checkpoint" in capsys.readouterr().err
 
 
 def test_a_learning_rate_given_on_resume_is_the_one_the_optimizer_uses(tmp_path: Path) -> None:

@@ -16,13 +16,17 @@ A checkpoint is `TrainingState.state_dict()`: tensors and plain values only (it 
                                                         state dict and one (84, 84) frame)
   env_id, num_actions, args, commit_hash, seed          what identifies the run (`identity`)
 On resume the optimizer keeps its moment estimates but takes the learning rate the run is given.
-A best-model file is `model_file()`: the weights and what identifies them, no training state.
+A best-model file is `model_file()`: the weights and what identifies them, no training state
+(MODEL_FILE_KEYS); `weights_only(checkpoint)` makes one of a checkpoint, and
+`python -m utils.training_state CHECKPOINT OUT` writes it (6.7 MB for the Nature CNN: small enough to
+commit a long run's latest weights, so that a lost machine costs at most the steps since).
 A run can go on from one (`load_model_file`): same weights, step and counters, but a fresh
 optimizer, a target network copied from the weights, a new env and generator, and an empty replay
 memory; the optimizer's moment estimates and the buffer's contents are what that loses.
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import random
 from dataclasses import dataclass, field
@@ -32,8 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from utils.checkpoints import CheckpointError, atomic_torch_save, load_checkpoint
 from utils.dqn_agent import Learner
 from utils.env_wrappers import TrainingEnvs
+
+IDENTITY_KEYS = ("env_id", "num_actions", "args", "commit_hash", "seed")
+MODEL_FILE_KEYS = (*IDENTITY_KEYS, "state_dict", "step", "num_updates", "num_episodes",
+                   "best_mean_return", "best_eval_return", "best_rescore_return")
 
 
 def set_random_seeds(seed: int) -> None:
@@ -88,15 +97,8 @@ class TrainingState:
 
     def model_file(self) -> dict[str, Any]:
         """The online network's weights and what identifies them (a best-model file)."""
-        return self.identity | {
-            "state_dict": self.learner.online.state_dict(),
-            "step": self.step,
-            "num_updates": self.num_updates,
-            "num_episodes": self.num_episodes,
-            "best_mean_return": self.best_mean_return,
-            "best_eval_return": self.best_eval_return,
-            "best_rescore_return": self.best_rescore_return,
-        }
+        values = self.identity | {"state_dict": self.learner.online.state_dict()}
+        return {key: values[key] if key in values else getattr(self, key) for key in MODEL_FILE_KEYS}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint holds (module docstring)."""
@@ -142,3 +144,28 @@ class TrainingState:
         self.best_mean_return = model.get("best_mean_return", -float("inf"))
         self.best_eval_return = model.get("best_eval_return", -float("inf"))
         self.best_rescore_return = model.get("best_rescore_return", -float("inf"))
+
+
+def weights_only(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The best-model file of a DQN checkpoint: its MODEL_FILE_KEYS, without target, optimizer, games or generators."""
+    if "random_states" not in checkpoint or "num_updates" not in checkpoint:
+        raise CheckpointError("not a DQN training checkpoint (no random_states/num_updates): nothing to strip")
+    return {key: checkpoint[key] for key in MODEL_FILE_KEYS if key in checkpoint}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a DQN checkpoint's weights-only model file (train_DQN_script.py --resume goes on from it).")
+    parser.add_argument("checkpoint", help="a ..._ckpt_steps_N.pth of train_DQN_script.py")
+    parser.add_argument("out", help="the model file to write (atomically)")
+    args = parser.parse_args(argv)
+    try:
+        model = weights_only(load_checkpoint(args.checkpoint))
+    except CheckpointError as e:
+        parser.exit(2, f"error: {e}\n")
+    atomic_torch_save(model, args.out)
+    print(f"{args.out}: weights and counters of step {model['step']} ({model['env_id']}); resume with: "
+          f"python train_DQN_script.py --resume {args.out} --output_dir DIR")
+
+
+if __name__ == "__main__":
+    main()
