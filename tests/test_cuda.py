@@ -1,5 +1,6 @@
 """The CUDA path against the CPU as reference: one update, bf16 greedy actions, a checkpointed and
-resumed training whose files load on a CPU-only machine. Skipped where no CUDA GPU is present (CI)."""
+resumed training whose files load on a CPU-only machine; PPO and A2C learn, resume and play from CUDA.
+Skipped where no CUDA GPU is present (CI)."""
 from __future__ import annotations
 
 import copy
@@ -11,9 +12,13 @@ import torch
 from gymnasium.wrappers import FrameStackObservation
 
 import evaluate_DQN_script
+import train_A2C_script
+import train_PPO_script
+import utils.env_wrappers
 from models.definitions.DQN import DQN
 from tests.test_dqn_agent import pong_model_and_states  # noqa: F401 (a fixture: the committed model, real states)
 from tests.test_reliability import SMALL
+from tests.tiny_env import make_side_task_envs
 from train_DQN_script import parse_config, train_dqn
 from utils.checkpoints import list_checkpoints, load_checkpoint
 from utils.dqn_agent import gradient_step, greedy_action, to_device
@@ -87,3 +92,36 @@ def test_cuda_training_resumes_and_its_files_load_and_play_on_a_cpu(tmp_path: Pa
     summary = evaluate_DQN_script.main(["--model", full["best_model_path"], "--num_episodes", "1", "--device", "cpu",
                                         "--max_episode_frames", "2000", "--output", str(tmp_path / "eval.json")])
     assert summary["num_episodes"] == 1
+
+
+@pytest.mark.parametrize("algo, precision", [("ppo", "auto"), ("a2c", "bf16")])
+def test_ppo_and_a2c_learn_and_resume_on_cuda_and_play_on_a_cpu(algo: str, precision: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The side task of tests/test_on_policy.py (random play 0, optimal 10) in the CPU tests' settings, on the GPU,
+    halved by a checkpoint; then a short real game from CUDA, played back by the evaluator on the CPU."""
+    monkeypatch.setattr(utils.env_wrappers, "validate_env_id", lambda env_id: env_id)  # the checkpoint's game is SideTask
+    script, train = {"ppo": (train_PPO_script, train_PPO_script.train_ppo), "a2c": (train_A2C_script, train_A2C_script.train_a2c)}[algo]
+    common = ["--num_envs", "4", "--eval_freq", "0", "--device", "cuda", "--precision", precision, "--output_dir", str(tmp_path),
+              "--seed", "0", "--log_freq", "640"]
+    common += (["--num_steps", "16", "--num_minibatches", "2", "--learning_rate", "1e-3"] if algo == "ppo"
+               else ["--num_steps", "5", "--learning_rate", "2e-2"])
+    total = {"ppo": 6400, "a2c": 6000}[algo]
+
+    def side_task(argv: list[str]) -> dict:
+        config = script.parse_config(argv)
+        config.env_id = "SideTask"
+        return train(config, env_factory=make_side_task_envs)
+
+    side_task([*common, "--run_name", "side", "--num_of_training_steps", str(total // 2), "--checkpoint_freq", str(total // 2)])
+    summary = side_task(["--resume", "side", "--output_dir", str(tmp_path), "--num_of_training_steps", str(total)])
+    assert summary["steps"] == total and summary["mean_return"] > 7.0
+    checkpoint = load_checkpoint(summary["last_checkpoint"])
+    assert all(w.device.type == "cpu" and w.dtype == torch.float32 for w in checkpoint["state_dict"].values())
+
+    game = script.parse_config([*common, "--env_id", "BreakoutNoFrameskip-v4", "--run_name", "game", "--num_of_training_steps", "640",
+                                "--checkpoint_freq", "0"])
+    played = train(game)
+    assert played["steps"] == 640
+    result = evaluate_DQN_script.main(["--model", played["last_checkpoint"], "--num_episodes", "1", "--device", "cpu",
+                                       "--max_episode_frames", "2000", "--output", str(tmp_path / "eval.json")])
+    assert result["num_episodes"] == 1
