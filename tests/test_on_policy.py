@@ -12,6 +12,7 @@ import torch
 import train_A2C_script
 import train_PPO_script
 import utils.env_wrappers
+from utils import training_state
 from tests.tiny_env import make_side_task_envs
 from utils.checkpoints import list_checkpoints, load_checkpoint
 from models.definitions.ActorCritic import ActorCritic
@@ -97,6 +98,29 @@ def test_ppo_learns_the_side_task_checkpoints_and_resumes(tmp_path: Path, monkey
     assert checkpoint["step"] == 3200 and checkpoint["iteration"] == 50 and checkpoint["algo"] == "ppo"
     assert all(w.dtype == torch.float32 for w in checkpoint["state_dict"].values())  # the fp32 masters, whatever the precision
     summary = train(["--resume", "side", "--output_dir", str(tmp_path), "--num_of_training_steps", "6400"])
+    assert summary["steps"] == 6400 and summary["iterations"] == 100
+    assert summary["mean_return"] > 7.0  # random play scores 0, the optimal policy 10
+
+
+def test_ppo_goes_on_from_a_checkpoints_weights_only_file_on_another_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                            capsys: pytest.CaptureFixture) -> None:
+    """What a session commits of a long run (python -m utils.training_state): weights and counters; a fresh optimizer."""
+    monkeypatch.setattr(utils.env_wrappers, "validate_env_id", lambda env_id: env_id)  # the checkpoint's game is SideTask
+    common = ["--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2", "--learning_rate", "1e-3", "--eval_freq", "0",
+              "--log_freq", "640", "--checkpoint_freq", "0", "--device", "cpu", "--seed", "0"]
+
+    def train(argv: list[str]) -> dict:
+        config = train_PPO_script.parse_config(argv)
+        config.env_id = "SideTask"
+        return train_PPO_script.train_ppo(config, env_factory=make_side_task_envs)
+
+    half = train([*common, "--output_dir", str(tmp_path / "lost"), "--run_name", "side", "--num_of_training_steps", "3200"])
+    committed = tmp_path / "committed.pth"
+    training_state.main([half["last_checkpoint"], str(committed)])
+    model = load_checkpoint(committed)
+    assert model["algo"] == "ppo" and model["step"] == 3200 and "optimizer_state_dict" not in model
+    summary = train(["--resume", str(committed), "--output_dir", str(tmp_path / "new_machine"), "--num_of_training_steps", "6400"])
+    assert "resuming from a model file at step 3200" in capsys.readouterr().out
     assert summary["steps"] == 6400 and summary["iterations"] == 100
     assert summary["mean_return"] > 7.0  # random play scores 0, the optimal policy 10
 

@@ -292,7 +292,7 @@ def test_a_checkpoints_weights_only_file_is_its_best_model_file_and_resumes(tmp_
     assert resumed["steps"] == 350 and "refilling" in capsys.readouterr().out
     with pytest.raises(SystemExit) as error:
         training_state.main([str(out), str(tmp_path / "again.pth")])  # a model file has nothing to strip
-    assert error.value.code == 2 and "not a DQN training checkpoint" in capsys.readouterr().err
+    assert error.value.code == 2 and "not a training checkpoint" in capsys.readouterr().err
 
 
 def test_a_learning_rate_given_on_resume_is_the_one_the_optimizer_uses(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ state_dict (the model), optimizer_state_dict, step, iteration, num_episodes, epi
 best_eval_return, best_rescore_return, best_model_path, random_states (python, numpy, torch, the sampling generator),
 env_state (per env, or None where the envs cannot be saved), states and starts (the collector's
 stacks and start flags), and what identifies the run (algo, env_id, num_actions, args, commit_hash,
-seed). Where the envs cannot be restored (ale-py's vector env), a resume starts new games.
+seed). Where the envs cannot be restored (ale-py's vector env), a resume starts new games. A model file
+(`model_file()`: identity, state_dict, step, num_episodes, best_eval_return, best_rescore_return) resumes
+too, on any machine: same weights, step and counters, a fresh optimizer, new games and generators.
 """
 from __future__ import annotations
 
@@ -141,7 +143,8 @@ class OnPolicyRun:
         self.identity = {"algo": algo, "env_id": config.env_id, "num_actions": master.num_actions, "args": args,
                          "commit_hash": git_commit(), "seed": config.seed}
         if config.resume:
-            self.load_state_dict(load_checkpoint(config.resume))
+            checkpoint = load_checkpoint(config.resume)
+            (self.load_state_dict if "random_states" in checkpoint else self.load_model_file)(checkpoint)
         self.writer = SummaryWriter(log_dir=str(self.paths.tensorboard), purge_step=self.step + 1 if self.step else None)
         self.paths.run_info.write_text(json.dumps({"env_id": config.env_id, "seed": config.seed, "run_name": config.run_name,
                                                    "algo": algo, "args": args}, indent=1))
@@ -275,6 +278,20 @@ class OnPolicyRun:
             collector.states = collector.stacker.reset(collector.envs.reset(seed=self.config.seed + self.step))
             collector.starts[:] = True
             print(f"resuming with {collector.envs.num_envs} new games: the vector env cannot restore the ones in progress")
+
+    def load_model_file(self, model: dict[str, Any]) -> None:
+        """Go on from a model file (a best model, or a checkpoint's weights only): its weights, step and counters, with a
+        fresh optimizer, new games and generators; the learning-rate schedule continues from the step."""
+        self.master.load_state_dict(model["state_dict"])
+        copy_weights(self.model, self.master)
+        self.step, self.num_episodes = model["step"], model.get("num_episodes", 0)
+        self.iteration = self.step // (self.config.num_envs * self.config.num_steps)
+        self.best_eval_return = model.get("best_eval_return", -float("inf"))
+        self.best_rescore_return = model.get("best_rescore_return", -float("inf"))
+        collector = self.collector
+        collector.states = collector.stacker.reset(collector.envs.reset(seed=self.config.seed + self.step))
+        collector.starts[:] = True
+        print(f"resuming from a model file at step {self.step}: a fresh optimizer and {collector.envs.num_envs} new games")
 
     def save_checkpoint(self) -> Path:
         path = atomic_torch_save(self.state_dict(), self.paths.checkpoint(self.config.env_id, self.step, self.algo))

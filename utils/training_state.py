@@ -147,15 +147,16 @@ class TrainingState:
 
 
 def weights_only(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The best-model file of a DQN checkpoint: its MODEL_FILE_KEYS, without target, optimizer, games or generators."""
-    if "random_states" not in checkpoint or "num_updates" not in checkpoint:
-        raise CheckpointError("not a DQN training checkpoint (no random_states/num_updates): nothing to strip")
-    return {key: checkpoint[key] for key in MODEL_FILE_KEYS if key in checkpoint}
+    """The model file of a training checkpoint (DQN's, or A2C's and PPO's with their "algo"): its MODEL_FILE_KEYS,
+    without target, optimizer, games or generators."""
+    if "random_states" not in checkpoint or "optimizer_state_dict" not in checkpoint:
+        raise CheckpointError("not a training checkpoint (no random_states/optimizer_state_dict): nothing to strip")
+    return {key: checkpoint[key] for key in ("algo", *MODEL_FILE_KEYS) if key in checkpoint}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write a DQN checkpoint's weights-only model file (train_DQN_script.py --resume goes on from it).")
-    parser.add_argument("checkpoint", help="a ..._ckpt_steps_N.pth of train_DQN_script.py")
+    parser = argparse.ArgumentParser(description="Write a checkpoint's weights-only model file (the training script's --resume goes on from it).")
+    parser.add_argument("checkpoint", help="a ..._ckpt_steps_N.pth of train_DQN_script.py, train_A2C_script.py or train_PPO_script.py")
     parser.add_argument("out", help="the model file to write (atomically)")
     args = parser.parse_args(argv)
     try:
@@ -163,8 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     except CheckpointError as e:
         parser.exit(2, f"error: {e}\n")
     atomic_torch_save(model, args.out)
+    script = f"train_{model.get('algo', 'dqn').upper()}_script.py"
     print(f"{args.out}: weights and counters of step {model['step']} ({model['env_id']}); resume with: "
-          f"python train_DQN_script.py --resume {args.out} --output_dir DIR")
+          f"python {script} --resume {args.out} --output_dir DIR")
 
 
 if __name__ == "__main__":
