@@ -40,8 +40,8 @@ from utils.checkpoints import CheckpointError, atomic_torch_save, load_checkpoin
 from utils.dqn_agent import Learner
 from utils.env_wrappers import TrainingEnvs
 
-IDENTITY_KEYS = ("env_id", "num_actions", "args", "commit_hash", "seed")
-MODEL_FILE_KEYS = (*IDENTITY_KEYS, "state_dict", "step", "num_updates", "num_episodes",
+# What model_file() holds (tests/test_reliability.py checks that the two agree); A2C's and PPO's add "algo".
+MODEL_FILE_KEYS = ("env_id", "num_actions", "args", "commit_hash", "seed", "state_dict", "step", "num_updates", "num_episodes",
                    "best_mean_return", "best_eval_return", "best_rescore_return")
 
 
@@ -97,8 +97,15 @@ class TrainingState:
 
     def model_file(self) -> dict[str, Any]:
         """The online network's weights and what identifies them (a best-model file)."""
-        values = self.identity | {"state_dict": self.learner.online.state_dict()}
-        return {key: values[key] if key in values else getattr(self, key) for key in MODEL_FILE_KEYS}
+        return self.identity | {
+            "state_dict": self.learner.online.state_dict(),
+            "step": self.step,
+            "num_updates": self.num_updates,
+            "num_episodes": self.num_episodes,
+            "best_mean_return": self.best_mean_return,
+            "best_eval_return": self.best_eval_return,
+            "best_rescore_return": self.best_rescore_return,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint holds (module docstring)."""
