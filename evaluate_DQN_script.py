@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0, help="seed of the no-op starts and epsilon draws")
     p.add_argument("--epsilon", type=unit_float, default=None, help="random-action probability: 0.05 for a DQN (the Nature protocol), 0 for A2C/PPO")
     p.add_argument("--max_episode_frames", type=positive_int, default=EVAL_MAX_EPISODE_FRAMES, help="cap per game (18,000 = 5 min)")
+    p.add_argument("--games_at_once", type=positive_int, default=1,
+                   help="games played side by side, one batched forward pass per step (faster; 1, one after another, gives the committed figures)")
     p.add_argument("--record", action="store_true", help="write the first game as a GIF and an MP4 under data/")
     p.add_argument("--output", type=Path, default=None, help="JSON path (default <output_dir>/data/eval/<model>.json)")
     p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="the training's --output_dir: models/binaries and data/ under it")
@@ -101,9 +103,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.epsilon is None:
         args.epsilon = EVAL_EPSILON if isinstance(dqn, DQN) else 0.0
-    result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype)
+    result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype, args.games_at_once)
     precision = "bf16" if autocast_dtype is not None else "fp32"
-    summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon, "max_episode_frames": args.max_episode_frames, "seed": args.seed}
+    summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon,
+                                        "max_episode_frames": args.max_episode_frames, "seed": args.seed, "games_at_once": args.games_at_once}
     data = RunPaths(args.output_dir).data
     output = args.output or data / "eval" / f"{path.stem}.json"
     try:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import imageio.v2 as imageio
+from gymnasium.wrappers import FrameStackObservation
 import numpy as np
 import pytest
 import torch
@@ -17,6 +18,8 @@ from models.definitions.ActorCritic import ActorCritic
 from models.definitions.DQN import DQN
 from train_DQN_script import parse_config, train_dqn
 from utils.checkpoints import atomic_torch_save, load_checkpoint
+from utils.constants import ROOT_PATH
+from utils.env_wrappers import make_atari_env
 from utils.evaluation import evaluate, human_normalized_score
 from utils.plotting import plot_runs, read_scalars, returns_panel
 
@@ -83,6 +86,57 @@ def test_protocol_full_games_noops_and_epsilon() -> None:
 def test_frame_cap_ends_games() -> None:
     result = evaluate(noop_dqn(), ENV_ID, num_episodes=2, seed=0, max_episode_frames=400)
     assert result.lengths == [100, 100] and result.game_over == [False, False]
+
+
+def naive_evaluation(model: torch.nn.Module, env_id: str, num_episodes: int, seed: int, epsilon: float, max_episode_frames: int) -> dict:
+    """The protocol written plainly, one game after another on one env, one generator for every random choice."""
+    env = FrameStackObservation(make_atari_env(env_id, training=False, noop_max=30, max_episode_frames=max_episode_frames), 4, padding_type="zero")
+    rng = np.random.default_rng(seed)
+    out = {"returns": [], "lengths": [], "noops": [], "random_actions": 0}
+    for episode in range(num_episodes):
+        obs, info = env.reset(seed=seed + episode)
+        out["noops"].append(int(info["episode_frame_number"]))
+        score, length, done = 0.0, 0, False
+        while not done:
+            with torch.no_grad():
+                output = model(torch.from_numpy(np.asarray(obs))[None])
+            if rng.random() < epsilon:
+                action = int(rng.integers(env.action_space.n))
+                out["random_actions"] += 1
+            elif isinstance(model, ActorCritic):
+                probs = torch.softmax(output[0][0].double(), dim=0).numpy()
+                action = int(rng.choice(len(probs), p=probs / probs.sum()))
+            else:
+                action = int(output[0].argmax())
+            obs, reward, terminated, truncated, _ = env.step(action)
+            score, length, done = score + float(reward), length + 1, terminated or truncated
+        out["returns"].append(score)
+        out["lengths"].append(length)
+    env.close()
+    return out
+
+
+@pytest.mark.parametrize("kind, epsilon", [("dqn", 0.05), ("actor-critic", 0.0), ("actor-critic", 0.05)])
+def test_one_game_at_a_time_is_the_plain_protocol(kind: str, epsilon: float) -> None:
+    torch.manual_seed(3)
+    model = DQN(6) if kind == "dqn" else ActorCritic(6)
+    expected = naive_evaluation(model, "PongNoFrameskip-v4", 2, seed=11, epsilon=epsilon, max_episode_frames=1200)
+    result = evaluate(model, "PongNoFrameskip-v4", 2, seed=11, epsilon=epsilon, max_episode_frames=1200)
+    assert (result.returns, result.lengths, result.noops, result.random_actions) == (
+        expected["returns"], expected["lengths"], expected["noops"], expected["random_actions"])
+
+
+def test_games_side_by_side_are_the_same_games() -> None:
+    """A deterministic policy (epsilon 0, the committed Breakout DQN's greedy actions) plays game i the same way whatever plays
+    beside it."""
+    dqn, env_id = evaluate_DQN_script.load_model(ROOT_PATH / "models" / "pretrained" / "dqn_BreakoutNoFrameskip-v4_breakout_r1.pth", None, torch.device("cpu"))
+    one = evaluate(dqn, env_id, 4, seed=21, epsilon=0.0, max_episode_frames=2400, record_first=True)
+    side_by_side = evaluate(dqn, env_id, 4, seed=21, epsilon=0.0, max_episode_frames=2400, record_first=True, games_at_once=3)
+    assert len(set(one.noops)) > 1 and len(set(one.returns)) > 1  # the games differ, so a mix-up would show
+    assert (side_by_side.returns, side_by_side.lengths, side_by_side.noops, side_by_side.game_over) == (
+        one.returns, one.lengths, one.noops, one.game_over)
+    assert len(side_by_side.frames) == one.lengths[0] + 1
+    np.testing.assert_array_equal(np.stack(side_by_side.frames), np.stack(one.frames))
 
 
 def test_evaluator_script_json_gif_and_mp4(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """How every training script (DQN, A2C, PPO) picks its model: by the figure that is reported.
 
 Every --eval_freq agent steps the network plays --eval_episodes full games under the Nature protocol
-(utils/evaluation.py) on seeds seed + step + i. Without --rescore_episodes the run's best model is the
+(utils/evaluation.py) on seeds seed + step + i, --eval_games_at_once of them side by side. Without --rescore_episodes the run's best model is the
 one with the best evaluation mean. With --rescore_episodes R, an evaluation that beats the best one so
 far is played again over R games on seeds no evaluation reaches (RESCORE_SEED_OFFSET + seed + step + i),
 and the best model is the one with the best R-game mean; each such pick is one JSON line of
@@ -31,6 +31,8 @@ def add_pick_flags(p: argparse.ArgumentParser, how: str) -> None:
     """The flags of the pick, the same in every training script; `how` says how the evaluated policy acts."""
     p.add_argument("--eval_freq", type=non_negative_int, default=250_000, help="agent steps between Nature-protocol evaluations; 0 disables")
     p.add_argument("--eval_episodes", type=positive_int, default=10, help=f"full games per evaluation ({how}, 18,000-frame cap)")
+    p.add_argument("--eval_games_at_once", type=positive_int, default=10,
+                   help="games an evaluation plays side by side, one batched forward pass per step (1: one after another)")
     p.add_argument("--rescore_episodes", type=non_negative_int, default=0,
                    help="re-score each new best evaluation over this many games on other seeds and keep the best model by it; 0 = off")
 
@@ -48,7 +50,8 @@ class Pick:
 def evaluate_and_pick(network: torch.nn.Module, step: int, config: argparse.Namespace, best_eval_return: float,
                       best_rescore_return: float, writer: SummaryWriter, progress: tqdm, run_dir: Path, epsilon: float) -> Pick:
     """Evaluate `network` at agent step `step` (module docstring); config gives env_id, seed, eval_episodes, rescore_episodes."""
-    result = evaluate(network, config.env_id, config.eval_episodes, seed=config.seed + step, epsilon=epsilon)
+    result = evaluate(network, config.env_id, config.eval_episodes, seed=config.seed + step, epsilon=epsilon,
+                      games_at_once=config.eval_games_at_once)
     mean = float(np.mean(result.returns))
     writer.add_scalar("Eval/mean_return", mean, step)
     writer.add_scalar("Eval/std_return", float(np.std(result.returns)), step)
@@ -57,7 +60,8 @@ def evaluate_and_pick(network: torch.nn.Module, step: int, config: argparse.Name
         return Pick(mean, best_eval_return, best_rescore_return, None)
     if not config.rescore_episodes:
         return Pick(mean, mean, best_rescore_return, {"eval_mean_return": mean})
-    rescore = evaluate(network, config.env_id, config.rescore_episodes, seed=RESCORE_SEED_OFFSET + config.seed + step, epsilon=epsilon)
+    rescore = evaluate(network, config.env_id, config.rescore_episodes, seed=RESCORE_SEED_OFFSET + config.seed + step, epsilon=epsilon,
+                       games_at_once=config.eval_games_at_once)
     rescore_mean = float(np.mean(rescore.returns))
     kept = rescore_mean > best_rescore_return
     writer.add_scalar("Eval/rescore_mean_return", rescore_mean, step)
