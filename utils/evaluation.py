@@ -7,7 +7,7 @@ for the agent. A DQN's greedy actions come from the learner's `greedy_actions` a
 training uses, so the policy that is scored is the policy that training picked; an actor-critic
 (A2C, PPO) plays actions sampled from its own policy, at the same precision, and its runs evaluate
 it with epsilon 0. Several games can be played side by side with one batched forward pass per step
-(`games_at_once`: training's evaluations play 10, ~2x faster on 2 CPU cores); the scores then come
+(`games_at_once`: training's evaluations play 10, 1.3-1.7x faster on 2 CPU cores); the scores then come
 from other random draws than one game after another, with the same distribution.
 """
 from __future__ import annotations
