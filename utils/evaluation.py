@@ -148,14 +148,13 @@ def evaluate(
     ]
     rng = np.random.default_rng(seed)
     result = EvalResult(returns=[0.0] * num_episodes, lengths=[0] * num_episodes, noops=[0] * num_episodes, game_over=[False] * num_episodes)
-    recording = record_first
     was_training = model.training
     model.eval()
 
     def start(k: int, index: int) -> Game:
         obs, info = envs[k].reset(seed=seed + index)
         result.noops[index] = int(info["episode_frame_number"])
-        if recording and index == 0:
+        if record_first and index == 0:
             result.frames.append(envs[k].render())
         return Game(index, obs)
 
@@ -172,7 +171,7 @@ def evaluate(
             game.obs, reward, terminated, truncated, _ = envs[k].step(int(action))
             game.score += float(reward)
             game.length += 1
-            if recording and game.index == 0:
+            if record_first and game.index == 0:
                 result.frames.append(envs[k].render())
             if terminated or truncated:
                 result.returns[game.index], result.lengths[game.index] = game.score, game.length
