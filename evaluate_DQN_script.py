@@ -2,10 +2,11 @@
 
     python evaluate_DQN_script.py --model dqn_PongNoFrameskip-v4_000000.pth --record
     python evaluate_DQN_script.py --model ppo_PongNoFrameskip-v4_000000.pth      # its own sampled actions, epsilon 0
+    python evaluate_DQN_script.py --model ppo_PongNoFrameskip-v4_000000.pth --greedy   # its most probable actions
 
 The model file says its algorithm ("algo"; files without it are DQN's). A DQN plays epsilon-greedy
-(epsilon 0.05, the Nature protocol); an A2C or PPO policy plays the actions it samples, with
---epsilon 0 unless given.
+(epsilon 0.05, the Nature protocol); an A2C or PPO policy plays the actions it samples, or with
+--greedy its most probable ones, with --epsilon 0 unless given.
 
 --model is a file name in models/binaries/ (under --output_dir, as in training) or models/pretrained/, or any path. Prints mean, std,
 median, min, max and the human-normalised score, and writes them as JSON to data/eval/.
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max_episode_frames", type=positive_int, default=EVAL_MAX_EPISODE_FRAMES, help="cap per game (18,000 = 5 min)")
     p.add_argument("--games_at_once", type=positive_int, default=1,
                    help="games played side by side, one batched forward pass per step (faster; 1, one after another, gives the committed figures)")
+    p.add_argument("--greedy", action="store_true",
+                   help="an A2C/PPO policy plays its most probable action instead of sampling one (a DQN is greedy anyway)")
     p.add_argument("--record", action="store_true", help="write the first game as a GIF and an MP4 under data/")
     p.add_argument("--output", type=Path, default=None, help="JSON path (default <output_dir>/data/eval/<model>.json)")
     p.add_argument("--output_dir", type=Path, default=ROOT_PATH, help="the training's --output_dir: models/binaries and data/ under it")
@@ -103,12 +106,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.epsilon is None:
         args.epsilon = EVAL_EPSILON if isinstance(dqn, DQN) else 0.0
-    result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype, args.games_at_once)
+    result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype,
+                      args.games_at_once, args.greedy)
     precision = "bf16" if autocast_dtype is not None else "fp32"
-    summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon,
+    actions = "greedy" if isinstance(dqn, DQN) or args.greedy else "sampled"
+    summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon, "actions": actions,
                                         "max_episode_frames": args.max_episode_frames, "seed": args.seed, "games_at_once": args.games_at_once}
     data = RunPaths(args.output_dir).data
-    output = args.output or data / "eval" / f"{path.stem}.json"
+    output = args.output or data / "eval" / f"{path.stem}{'_greedy' if args.greedy else ''}.json"
     try:
         atomic_write(output, lambda f: f.write(json.dumps(summary, indent=2).encode()))
         if args.record:

@@ -88,7 +88,8 @@ def test_frame_cap_ends_games() -> None:
     assert result.lengths == [100, 100] and result.game_over == [False, False]
 
 
-def naive_evaluation(model: torch.nn.Module, env_id: str, num_episodes: int, seed: int, epsilon: float, max_episode_frames: int) -> dict:
+def naive_evaluation(model: torch.nn.Module, env_id: str, num_episodes: int, seed: int, epsilon: float, max_episode_frames: int,
+                     greedy: bool = False) -> dict:
     """The protocol written plainly, one game after another on one env, one generator for every random choice."""
     env = FrameStackObservation(make_atari_env(env_id, training=False, noop_max=30, max_episode_frames=max_episode_frames), 4, padding_type="zero")
     rng = np.random.default_rng(seed)
@@ -103,6 +104,8 @@ def naive_evaluation(model: torch.nn.Module, env_id: str, num_episodes: int, see
             if rng.random() < epsilon:
                 action = int(rng.integers(env.action_space.n))
                 out["random_actions"] += 1
+            elif isinstance(model, ActorCritic) and greedy:
+                action = int(output[0][0].argmax())
             elif isinstance(model, ActorCritic):
                 probs = torch.softmax(output[0][0].double(), dim=0).numpy()
                 action = int(rng.choice(len(probs), p=probs / probs.sum()))
@@ -116,12 +119,13 @@ def naive_evaluation(model: torch.nn.Module, env_id: str, num_episodes: int, see
     return out
 
 
-@pytest.mark.parametrize("kind, epsilon", [("dqn", 0.05), ("actor-critic", 0.0), ("actor-critic", 0.05)])
-def test_one_game_at_a_time_is_the_plain_protocol(kind: str, epsilon: float) -> None:
+@pytest.mark.parametrize("kind, epsilon, greedy", [("dqn", 0.05, False), ("actor-critic", 0.0, False), ("actor-critic", 0.05, False),
+                                                   ("actor-critic", 0.05, True)])
+def test_one_game_at_a_time_is_the_plain_protocol(kind: str, epsilon: float, greedy: bool) -> None:
     torch.manual_seed(3)
     model = DQN(6) if kind == "dqn" else ActorCritic(6)
-    expected = naive_evaluation(model, "PongNoFrameskip-v4", 2, seed=11, epsilon=epsilon, max_episode_frames=1200)
-    result = evaluate(model, "PongNoFrameskip-v4", 2, seed=11, epsilon=epsilon, max_episode_frames=1200)
+    expected = naive_evaluation(model, "PongNoFrameskip-v4", 2, seed=11, epsilon=epsilon, max_episode_frames=1200, greedy=greedy)
+    result = evaluate(model, "PongNoFrameskip-v4", 2, seed=11, epsilon=epsilon, max_episode_frames=1200, greedy=greedy)
     assert (result.returns, result.lengths, result.noops, result.random_actions) == (
         expected["returns"], expected["lengths"], expected["noops"], expected["random_actions"])
 
@@ -258,3 +262,20 @@ def test_the_evaluator_plays_an_actor_critic_with_its_own_sampling(tmp_path: Pat
                                         "--output", str(tmp_path / "ppo.json")])
     assert summary["epsilon"] == 0.0 and summary["returns"] == [0.0, 0.0]
     assert summary["lengths_agent_steps"] == [100, 100]  # 400 frames each: no random action ended a game early
+
+
+def test_the_evaluator_plays_an_actor_critic_greedily_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--greedy: the most probable action (NOOP here, at only 40%: a sampled policy would serve), labelled in a JSON of its own."""
+    model = ActorCritic(4)
+    with torch.no_grad():
+        model.actor.weight.zero_()
+        model.actor.bias.copy_(torch.tensor([0.7, 0.0, 0.0, 0.0]))
+    path = tmp_path / "a2c_model.pth"
+    atomic_torch_save({"state_dict": model.state_dict(), "env_id": ENV_ID, "num_actions": 4, "algo": "a2c"}, path)
+    calls = []
+    monkeypatch.setattr(evaluate_DQN_script, "evaluate", lambda *a, **k: calls.append(a) or evaluate(*a, **k))
+    summary = evaluate_DQN_script.main(["--model", str(path), "--num_episodes", "2", "--max_episode_frames", "400", "--greedy",
+                                        "--output_dir", str(tmp_path)])
+    assert calls[0][-1] is True  # the flag reached evaluate()
+    assert summary["actions"] == "greedy" and summary["returns"] == [0.0, 0.0] and summary["lengths_agent_steps"] == [100, 100]
+    assert json.loads((tmp_path / "data" / "eval" / "a2c_model_greedy.json").read_text())["actions"] == "greedy"

@@ -6,7 +6,7 @@ starts, full games (all lives; no episodic life), the unclipped game score, each
 for the agent. A DQN's greedy actions come from the learner's `greedy_actions` at the precision
 training uses, so the policy that is scored is the policy that training picked; an actor-critic
 (A2C, PPO) plays actions sampled from its own policy, at the same precision, and its runs evaluate
-it with epsilon 0. Several games can be played side by side with one batched forward pass per step
+it with epsilon 0; with `greedy` it plays its most probable action instead (SB3's `deterministic=True`). Several games can be played side by side with one batched forward pass per step
 (`games_at_once`: training's evaluations play 10, 1.3-1.7x faster on 2 CPU cores); the scores then come
 from other random draws than one game after another, with the same distribution.
 """
@@ -89,28 +89,31 @@ class EvalResult:
 
 
 def evaluation_actions(model: DQN | ActorCritic, states: np.ndarray, num_actions: int, rng: np.random.Generator, epsilon: float,
-                       autocast_dtype: torch.dtype | None) -> tuple[np.ndarray, int]:
+                       autocast_dtype: torch.dtype | None, greedy: bool = False) -> tuple[np.ndarray, int]:
     """The actions of K games for their (K, 4, 84, 84) uint8 states, with one forward pass, and how many were random.
 
     Game by game, in order, `rng` draws whether the action is random (probability epsilon) and then a random
-    action, or (an actor-critic) an action from the policy's probabilities; a DQN's is its greedy one.
+    action, or (an actor-critic, unless `greedy`) an action from the policy's probabilities; a DQN's is its
+    greedy one, a greedy actor-critic's its most probable one (the first of equal logits).
     """
+    sampled = isinstance(model, ActorCritic) and not greedy
     if isinstance(model, ActorCritic):
         device = next(model.parameters()).device
         with torch.no_grad(), precision_context(device.type, autocast_dtype):
             logits, _ = model(torch.from_numpy(states).to(device))
         probs = torch.softmax(logits.double(), dim=1).cpu().numpy()
+        best = logits.argmax(dim=1).cpu().numpy()
     else:
-        greedy = greedy_actions(model, states, autocast_dtype)
+        best = greedy_actions(model, states, autocast_dtype)
     actions, random_actions = np.zeros(len(states), np.int64), 0
     for k in range(len(states)):
         if rng.random() < epsilon:
             actions[k] = rng.integers(num_actions)
             random_actions += 1
-        elif isinstance(model, ActorCritic):
+        elif sampled:
             actions[k] = rng.choice(num_actions, p=probs[k] / probs[k].sum())
         else:
-            actions[k] = greedy[k]
+            actions[k] = best[k]
     return actions, random_actions
 
 
@@ -134,12 +137,14 @@ def evaluate(
     record_first: bool = False,
     autocast_dtype: torch.dtype | None = None,
     games_at_once: int = 1,
+    greedy: bool = False,
 ) -> EvalResult:
     """Play num_episodes full games under the Nature protocol, game i on an env reset with seed + i.
 
     `games_at_once` envs play side by side, one batched forward pass per step, each taking the next game
     when its own ends. One generator, seeded with `seed`, draws every random choice (evaluation_actions), so
-    the scores are a function of (model, seed, games_at_once); with 1 the games are played one after another.
+    the scores are a function of (model, seed, games_at_once, greedy); with 1 the games are played one after
+    another. `greedy` makes an actor-critic play its most probable action instead of a sampled one.
     """
     envs = [
         FrameStackObservation(make_atari_env(env_id, training=False, noop_max=EVAL_NOOP_MAX, max_episode_frames=max_episode_frames,
@@ -163,7 +168,7 @@ def evaluate(
     while games:
         playing = list(games)
         actions, random_actions = evaluation_actions(
-            model, np.stack([np.asarray(games[k].obs) for k in playing]), int(envs[0].action_space.n), rng, epsilon, autocast_dtype,
+            model, np.stack([np.asarray(games[k].obs) for k in playing]), int(envs[0].action_space.n), rng, epsilon, autocast_dtype, greedy,
         )
         result.random_actions += random_actions
         for k, action in zip(playing, actions):
