@@ -8,7 +8,8 @@ N actors play T = 5 steps each with the current policy; each step's n-step retur
 discounted sum of the rewards up to the rollout's end (or a terminal) plus the discounted value of
 the state reached; one gradient step on all N*T samples minimises -A log pi(a|s) (A = return -
 value), plus vf_coef times the squared error of the value, minus ent_coef times the policy's
-entropy, with TensorFlow-style RMSProp and gradients clipped to a global norm. The pieces live in
+entropy, with TensorFlow-style RMSProp and gradients clipped to a global norm (its learning rate
+constant, as RL Zoo's, or with --anneal_lr 1 falling linearly to 0 as in OpenAI Baselines' A2C). The pieces live in
 utils/: the network (models/definitions/ActorCritic.py), rollouts, n-step returns, the loss and
 the optimizer (on_policy), the env stack (env_wrappers), the run's state, logging, evaluation and
 checkpoints (on_policy_run).
@@ -33,8 +34,9 @@ ALGO = "a2c"  # the prefix of this script's checkpoint and model files
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(description=__doc__.splitlines()[0])
-    add_run_flags(p, ALGO, {"num_envs": 16, "num_steps": 5, "learning_rate": 7e-4, "ent_coef": 0.01, "vf_coef": 0.25, "max_grad_norm": 0.5})
-    p.add_argument("--rms_alpha", type=unit_float, default=0.99, help="RMSProp decay (its learning rate is constant)")
+    add_run_flags(p, ALGO, {"num_envs": 16, "num_steps": 5, "learning_rate": 7e-4, "anneal_lr": 0, "ent_coef": 0.01, "vf_coef": 0.25,
+                            "max_grad_norm": 0.5})
+    p.add_argument("--rms_alpha", type=unit_float, default=0.99, help="RMSProp decay")
     p.add_argument("--rms_eps", type=positive_float, default=1e-5, help="RMSProp epsilon, inside the square root")
     return p
 
@@ -53,10 +55,12 @@ def train_a2c(config: argparse.Namespace, env_factory: Callable[..., TrainingEnv
                             lambda params: TFLikeRMSprop(params, lr=config.learning_rate, alpha=config.rms_alpha, eps=config.rms_eps))
     model, device = run.model, run.device
     batch_size = config.num_envs * config.num_steps
+    num_iterations = config.num_of_training_steps // batch_size
     rollout = Rollout.empty(config.num_steps, config.num_envs)
     with run.training() as stop:
-        while run.step + batch_size <= config.num_of_training_steps and not stop.requested:
+        while run.iteration < num_iterations and not stop.requested:
             first = run.step + 1
+            run.set_learning_rate(num_iterations)  # --anneal_lr 1: linearly to 0 over the run
             # Play T steps in each of the N envs with the current policy; n-step returns (GAE with lambda = 1):
             # the rewards to the rollout's end or a terminal, then the value of the state reached.
             scores, advantages, returns = run.play(rollout, config.gamma, 1.0)

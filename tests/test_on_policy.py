@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_A2C_script
 import train_PPO_script
@@ -181,3 +183,25 @@ def test_bf16_actor_critic_updates_follow_the_fp32_ones_on_fp32_masters() -> Non
     for name, work in work16.named_parameters():
         assert work.dtype == (torch.float32 if name.startswith(("actor", "critic")) else torch.bfloat16), name
         torch.testing.assert_close(work, master16.get_parameter(name).detach().to(work.dtype), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("script, flags, annealed", [
+    (train_A2C_script, [], False),  # RL Zoo's A2C: constant
+    (train_A2C_script, ["--anneal_lr", "1"], True),  # OpenAI Baselines' A2C
+    (train_PPO_script, ["--num_minibatches", "2"], True),  # CleanRL's PPO
+])
+def test_the_learning_rate_falls_linearly_to_zero_with_anneal_lr(tmp_path: Path, script: Any, flags: list[str], annealed: bool) -> None:
+    """Iteration i of N (from 0) runs at lr * (1 - i / N); TensorBoard logs it after each iteration (log_freq = one batch)."""
+    config = script.parse_config([
+        "--num_envs", "2", "--num_steps", "8", "--num_of_training_steps", "80", "--learning_rate", "1e-3", "--eval_freq", "0",
+        "--log_freq", "16", "--checkpoint_freq", "0", "--device", "cpu", "--output_dir", str(tmp_path), "--run_name", "lr", *flags,
+    ])
+    config.env_id = "SideTask"
+    train = script.train_a2c if script is train_A2C_script else script.train_ppo
+    assert train(config, env_factory=make_side_task_envs)["iterations"] == 5
+    events = EventAccumulator(str(tmp_path / "runs" / "lr"))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("Learning_rate")]
+    expected = [1e-3 * (1 - i / 5) if annealed else 1e-3 for i in range(5)]
+    assert [step for step, _ in logged] == [16, 32, 48, 64, 80]
+    np.testing.assert_allclose([value for _, value in logged], expected, rtol=1e-6)

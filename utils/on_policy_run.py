@@ -62,7 +62,7 @@ FIXED_ON_RESUME = {"seed", "num_envs", "num_steps"}  # the checkpoint's state: a
 def add_run_flags(p: argparse.ArgumentParser, algo: str, defaults: dict[str, float]) -> None:
     """The flags every on-policy script has, with the DQN script's names where the meaning is the same.
 
-    `defaults` gives the algorithm's own: num_envs, num_steps, learning_rate, ent_coef, vf_coef, max_grad_norm.
+    `defaults` gives the algorithm's own: num_envs, num_steps, learning_rate, anneal_lr, ent_coef, vf_coef, max_grad_norm.
     """
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="a named set of defaults (printed at start); flags given win")
     p.add_argument("--env_id", type=str, default="BreakoutNoFrameskip-v4", help="Atari *NoFrameskip-v4 game id")
@@ -71,6 +71,8 @@ def add_run_flags(p: argparse.ArgumentParser, algo: str, defaults: dict[str, flo
     p.add_argument("--num_envs", type=positive_int, default=defaults["num_envs"], help="actors N playing at once")
     p.add_argument("--num_steps", type=positive_int, default=defaults["num_steps"], help="steps T each actor plays per rollout (one update's data)")
     p.add_argument("--learning_rate", type=positive_float, default=defaults["learning_rate"], help="the optimizer's learning rate (at the start)")
+    p.add_argument("--anneal_lr", type=int, choices=[0, 1], default=defaults["anneal_lr"],
+                   help="1: the learning rate falls linearly from --learning_rate to 0 over the run; 0: constant")
     p.add_argument("--gamma", type=unit_float, default=0.99, help="discount factor")
     p.add_argument("--ent_coef", type=float, default=defaults["ent_coef"], help="entropy bonus coefficient")
     p.add_argument("--vf_coef", type=float, default=defaults["vf_coef"], help="value loss coefficient")
@@ -166,6 +168,11 @@ class OnPolicyRun:
             self.stop.restore()
             self.close()
             self.collector.envs.close()
+
+    def set_learning_rate(self, num_iterations: int) -> None:
+        """Before each iteration: with --anneal_lr 1, --learning_rate * (1 - iteration / num_iterations) (linearly to 0)."""
+        if self.config.anneal_lr:
+            self.optimizer.param_groups[0]["lr"] = self.config.learning_rate * (1.0 - self.iteration / num_iterations)
 
     def play(self, rollout: Rollout, gamma: float, gae_lambda: float) -> tuple[list[tuple[int, float, int]], np.ndarray, np.ndarray]:
         """Fill `rollout` with T steps of the N envs under the current policy; returns the games that ended, then
