@@ -55,12 +55,9 @@ def train_a2c(config: argparse.Namespace, env_factory: Callable[..., TrainingEnv
                             lambda params: TFLikeRMSprop(params, lr=config.learning_rate, alpha=config.rms_alpha, eps=config.rms_eps))
     model, device = run.model, run.device
     batch_size = config.num_envs * config.num_steps
-    num_iterations = config.num_of_training_steps // batch_size
     rollout = Rollout.empty(config.num_steps, config.num_envs)
-    with run.training() as stop:
-        while run.iteration < num_iterations and not stop.requested:
-            first = run.step + 1
-            run.set_learning_rate(num_iterations)  # --anneal_lr 1: linearly to 0 over the run
+    with run.training():
+        for first in run.iterations():  # each at its learning rate (--anneal_lr 1: linearly to 0 over the run)
             # Play T steps in each of the N envs with the current policy; n-step returns (GAE with lambda = 1):
             # the rewards to the rollout's end or a terminal, then the value of the state reached.
             scores, advantages, returns = run.play(rollout, config.gamma, 1.0)

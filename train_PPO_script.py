@@ -38,8 +38,8 @@ ALGO = "ppo"  # the prefix of this script's checkpoint and model files
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(description=__doc__.splitlines()[0])
-    add_run_flags(p, ALGO, {"num_envs": 8, "num_steps": 128, "learning_rate": 2.5e-4, "anneal_lr": 1, "ent_coef": 0.01, "vf_coef": 0.5,
-                            "max_grad_norm": 0.5})
+    add_run_flags(p, ALGO, {"num_envs": 8, "num_steps": 128, "learning_rate": 2.5e-4, "anneal_lr": 1,
+                            "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5})
     p.add_argument("--gae_lambda", type=unit_float, default=0.95, help="GAE lambda")
     p.add_argument("--num_minibatches", type=positive_int, default=4, help="minibatches M per epoch")
     p.add_argument("--update_epochs", type=positive_int, default=4, help="epochs K over each rollout")
@@ -67,12 +67,9 @@ def train_ppo(config: argparse.Namespace, env_factory: Callable[..., TrainingEnv
     run = OnPolicyRun.start(ALGO, config, env_factory, lambda params: torch.optim.Adam(params, lr=config.learning_rate, eps=1e-5))
     model, device = run.model, run.device
     batch_size = config.num_envs * config.num_steps
-    num_iterations = config.num_of_training_steps // batch_size
     rollout = Rollout.empty(config.num_steps, config.num_envs)
-    with run.training() as stop:
-        while run.iteration < num_iterations and not stop.requested:
-            first = run.step + 1
-            run.set_learning_rate(num_iterations)  # --anneal_lr 1: linearly to 0 over the run
+    with run.training():
+        for first in run.iterations():  # each at its learning rate (--anneal_lr 1: linearly to 0 over the run)
             # Play T steps in each of the N envs with the current policy; GAE advantages, bootstrapped from the
             # values of the states the rollout ends in.
             scores, advantages, returns = run.play(rollout, config.gamma, config.gae_lambda)

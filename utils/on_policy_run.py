@@ -115,9 +115,9 @@ def run_script(parse_config: Callable[[list[str] | None], argparse.Namespace],
 class OnPolicyRun:
     """The state and the bookkeeping of one A2C or PPO run (module docstring).
 
-    A script builds it with `start`, runs its iterations inside `with run.training() as stop:` (which
-    finishes the run, or checkpoints it on SIGINT/SIGTERM, and closes everything), ends each iteration
-    with `end_iteration`, and returns `run.summary()`.
+    A script builds it with `start`, runs `for first in run.iterations():` inside `with run.training():`
+    (which finishes the run, or checkpoints it on SIGINT/SIGTERM, and closes everything), ends each
+    iteration with `end_iteration`, and returns `run.summary()`.
     """
 
     @classmethod
@@ -169,10 +169,16 @@ class OnPolicyRun:
             self.close()
             self.collector.envs.close()
 
-    def set_learning_rate(self, num_iterations: int) -> None:
-        """Before each iteration: with --anneal_lr 1, --learning_rate * (1 - iteration / num_iterations) (linearly to 0)."""
-        if self.config.anneal_lr:
-            self.optimizer.param_groups[0]["lr"] = self.config.learning_rate * (1.0 - self.iteration / num_iterations)
+    def iterations(self) -> Iterator[int]:
+        """The run's iterations, up to --num_of_training_steps // (N * T) or a stop request (inside `training()`): sets
+        each one's learning rate (--anneal_lr 1: --learning_rate * (1 - iteration / their number), linearly to 0)
+        and yields the first agent step it will count (for `end_iteration`)."""
+        config = self.config
+        num_iterations = config.num_of_training_steps // (config.num_envs * config.num_steps)
+        while self.iteration < num_iterations and not self.stop.requested:
+            if config.anneal_lr:
+                self.optimizer.param_groups[0]["lr"] = config.learning_rate * (1.0 - self.iteration / num_iterations)
+            yield self.step + 1
 
     def play(self, rollout: Rollout, gamma: float, gae_lambda: float) -> tuple[list[tuple[int, float, int]], np.ndarray, np.ndarray]:
         """Fill `rollout` with T steps of the N envs under the current policy; returns the games that ended, then
