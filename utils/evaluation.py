@@ -6,7 +6,8 @@ starts, full games (all lives; no episodic life), the unclipped game score, each
 for the agent. A DQN's greedy actions come from the learner's `greedy_actions` at the precision
 training uses, so the policy that is scored is the policy that training picked; an actor-critic
 (A2C, PPO) plays actions sampled from its own policy, at the same precision, and its runs evaluate
-it with epsilon 0; with `greedy` it plays its most probable action instead (SB3's `deterministic=True`). Several games can be played side by side with one batched forward pass per step
+it with epsilon 0; with `greedy` it plays its most probable action instead (SB3's
+`deterministic=True`). Several games can be played side by side with one batched forward pass per step
 (`games_at_once`: training's evaluations play 10, 1.3-1.7x faster on 2 CPU cores); the scores then come
 from other random draws than one game after another, with the same distribution.
 """
