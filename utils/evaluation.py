@@ -102,8 +102,10 @@ def evaluation_actions(model: DQN | ActorCritic, states: np.ndarray, num_actions
         device = next(model.parameters()).device
         with torch.no_grad(), precision_context(device.type, autocast_dtype):
             logits, _ = model(torch.from_numpy(states).to(device))
-        probs = torch.softmax(logits.double(), dim=1).cpu().numpy()
-        best = logits.argmax(dim=1).cpu().numpy()
+        if sampled:
+            probs = torch.softmax(logits.double(), dim=1).cpu().numpy()
+        else:
+            best = logits.argmax(dim=1).cpu().numpy()
     else:
         best = greedy_actions(model, states, autocast_dtype)
     actions, random_actions = np.zeros(len(states), np.int64), 0

@@ -2,11 +2,11 @@
 
 Every --eval_freq agent steps the network plays --eval_episodes full games under the Nature protocol
 (utils/evaluation.py) on seeds seed + step + i, --eval_games_at_once of them side by side. Without
---rescore_episodes the run's best model is the one with the best evaluation mean. With --rescore_episodes R, an evaluation that beats the best one so
-far is played again over R games on seeds no evaluation reaches (RESCORE_SEED_OFFSET + seed + step + i),
-and the best model is the one with the best R-game mean; each such pick is one JSON line of
-runs/<run_name>/picks.jsonl with both figures. TensorBoard: Eval/mean_return, Eval/std_return and
-Eval/rescore_mean_return, by agent step.
+--rescore_episodes the run's best model is the one with the best evaluation mean. With
+--rescore_episodes R, an evaluation that beats the best one so far is played again over R games on seeds
+no evaluation reaches (RESCORE_SEED_OFFSET + seed + step + i), and the best model is the one with the
+best R-game mean; each such pick is one JSON line of runs/<run_name>/picks.jsonl with both figures.
+TensorBoard: Eval/mean_return, Eval/std_return and Eval/rescore_mean_return, by agent step.
 """
 from __future__ import annotations
 
