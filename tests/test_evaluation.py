@@ -81,6 +81,13 @@ def test_protocol_full_games_noops_and_epsilon() -> None:
     assert all(result.game_over)  # games end at game over: a lost life does not end them
     assert all(length > 200 for length in result.lengths)  # 5 lives, each needing a random FIRE to launch
     assert 0.03 < result.random_actions / sum(result.lengths) < 0.07  # epsilon 0.05
+    for losses, score in zip(result.life_losses, result.returns):  # Breakout's 5 lives, each lost at the score reached so far
+        assert len(losses) == 5 and losses == sorted(losses) and losses[-1] == score
+
+
+def test_a_game_without_lives_records_no_life_loss() -> None:
+    result = evaluate(DQN(6), "PongNoFrameskip-v4", num_episodes=1, seed=0, max_episode_frames=400)
+    assert result.life_losses == [[]]
 
 
 def test_frame_cap_ends_games() -> None:
@@ -137,8 +144,8 @@ def test_games_side_by_side_are_the_same_games() -> None:
     one = evaluate(dqn, env_id, 4, seed=21, epsilon=0.0, max_episode_frames=2400, record_first=True)
     side_by_side = evaluate(dqn, env_id, 4, seed=21, epsilon=0.0, max_episode_frames=2400, record_first=True, games_at_once=3)
     assert len(set(one.noops)) > 1 and len(set(one.returns)) > 1  # the games differ, so a mix-up would show
-    assert (side_by_side.returns, side_by_side.lengths, side_by_side.noops, side_by_side.game_over) == (
-        one.returns, one.lengths, one.noops, one.game_over)
+    assert (side_by_side.returns, side_by_side.lengths, side_by_side.noops, side_by_side.game_over, side_by_side.life_losses) == (
+        one.returns, one.lengths, one.noops, one.game_over, one.life_losses)
     assert len(side_by_side.frames) == one.lengths[0] + 1
     np.testing.assert_array_equal(np.stack(side_by_side.frames), np.stack(one.frames))
 

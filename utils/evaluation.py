@@ -9,7 +9,8 @@ training uses, so the policy that is scored is the policy that training picked; 
 it with epsilon 0; with `greedy` it plays its most probable action instead (SB3's
 `deterministic=True`). Several games can be played side by side with one batched forward pass per step
 (`games_at_once`: training's evaluations play 10, 1.3-1.7x faster on 2 CPU cores); the scores then come
-from other random draws than one game after another, with the same distribution.
+from other random draws than one game after another, with the same distribution. Each game also records
+its score at each lost life (ALE's life counter), which shows where in a game an agent fails.
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ class EvalResult:
     lengths: list[int]
     noops: list[int]  # no-op actions taken at the start of each game
     game_over: list[bool]  # False where the 18,000-frame cap ended the game
+    life_losses: list[list[float]] = field(default_factory=list)  # per game, its score when each life was lost (empty: no lives)
     random_actions: int = 0  # epsilon draws over all games, out of sum(lengths)
     frames: list[np.ndarray] = field(default_factory=list)
 
@@ -85,6 +87,7 @@ class EvalResult:
             "lengths_agent_steps": self.lengths,
             "noop_starts": self.noops,
             "game_over": self.game_over,
+            "score_at_each_life_loss": self.life_losses,
             "random_action_fraction": self.random_actions / max(sum(self.lengths), 1),
         }
 
@@ -122,12 +125,14 @@ def evaluation_actions(model: DQN | ActorCritic, states: np.ndarray, num_actions
 
 @dataclass
 class Game:
-    """One game in progress: its index (it was reset with seed + index), its stacked observation, score and length."""
+    """One game in progress: its index (it was reset with seed + index), its stacked observation, score, length and lives."""
 
     index: int
     obs: np.ndarray
+    lives: int
     score: float = 0.0
     length: int = 0
+    life_losses: list[float] = field(default_factory=list)
 
 
 def evaluate(
@@ -155,7 +160,8 @@ def evaluate(
         for k in range(min(games_at_once, num_episodes))
     ]
     rng = np.random.default_rng(seed)
-    result = EvalResult(returns=[0.0] * num_episodes, lengths=[0] * num_episodes, noops=[0] * num_episodes, game_over=[False] * num_episodes)
+    result = EvalResult(returns=[0.0] * num_episodes, lengths=[0] * num_episodes, noops=[0] * num_episodes, game_over=[False] * num_episodes,
+                        life_losses=[[] for _ in range(num_episodes)])
     was_training = model.training
     model.eval()
 
@@ -164,7 +170,7 @@ def evaluate(
         result.noops[index] = int(info["episode_frame_number"])
         if record_first and index == 0:
             result.frames.append(envs[k].render())
-        return Game(index, obs)
+        return Game(index, obs, int(info["lives"]))
 
     games = {k: start(k, k) for k in range(len(envs))}  # env k -> the game it plays
     next_index = len(envs)
@@ -176,14 +182,18 @@ def evaluate(
         result.random_actions += random_actions
         for k, action in zip(playing, actions):
             game = games[k]
-            game.obs, reward, terminated, truncated, _ = envs[k].step(int(action))
+            game.obs, reward, terminated, truncated, info = envs[k].step(int(action))
             game.score += float(reward)
             game.length += 1
+            if info["lives"] < game.lives:
+                game.life_losses.append(game.score)
+            game.lives = int(info["lives"])
             if record_first and game.index == 0:
                 result.frames.append(envs[k].render())
             if terminated or truncated:
                 result.returns[game.index], result.lengths[game.index] = game.score, game.length
                 result.game_over[game.index] = bool(terminated)
+                result.life_losses[game.index] = game.life_losses
                 if next_index < num_episodes:
                     games[k], next_index = start(k, next_index), next_index + 1
                 else:
