@@ -8,8 +8,9 @@ The model file says its algorithm ("algo"; files without it are DQN's). A DQN pl
 (epsilon 0.05, the Nature protocol); an A2C or PPO policy plays the actions it samples, or with
 --greedy its most probable ones, with --epsilon 0 unless given.
 
---model is a file name in models/binaries/ (under --output_dir, as in training) or models/pretrained/, or any path. Prints mean, std,
-median, min, max and the human-normalised score, and writes them as JSON to data/eval/.
+--model is a file name in models/binaries/ (under --output_dir, as in training) or models/pretrained/, or any path. Shows a
+progress bar over the games (the mean so far), then prints mean, std, median, min, max and the human-normalised score, and
+writes them as JSON to data/eval/.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from models.definitions.ActorCritic import ActorCritic
 from models.definitions.DQN import DQN
@@ -106,8 +108,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.epsilon is None:
         args.epsilon = EVAL_EPSILON if isinstance(dqn, DQN) else 0.0
-    result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype,
-                      args.games_at_once, args.greedy)
+    with tqdm(total=args.num_episodes, unit="game", desc=env_id, dynamic_ncols=True) as progress:
+        scores: list[float] = []
+
+        def show(_: int, score: float) -> None:
+            scores.append(score)
+            progress.set_postfix(mean=f"{np.mean(scores):.2f}", last=f"{score:g}", refresh=False)
+            progress.update()
+
+        result = evaluate(dqn, env_id, args.num_episodes, args.seed, args.epsilon, args.max_episode_frames, args.record, autocast_dtype,
+                          args.games_at_once, args.greedy, on_game_end=show)
     precision = "bf16" if autocast_dtype is not None else "fp32"
     actions = "greedy" if isinstance(dqn, DQN) or args.greedy else "sampled"
     summary = result.summary(env_id) | {"model": str(path), "precision": precision, "epsilon": args.epsilon, "actions": actions,

@@ -142,7 +142,10 @@ def test_games_side_by_side_are_the_same_games() -> None:
     beside it."""
     dqn, env_id = evaluate_DQN_script.load_model(ROOT_PATH / "models" / "pretrained" / "dqn_BreakoutNoFrameskip-v4_breakout_r1.pth", None, torch.device("cpu"))
     one = evaluate(dqn, env_id, 4, seed=21, epsilon=0.0, max_episode_frames=2400, record_first=True)
-    side_by_side = evaluate(dqn, env_id, 4, seed=21, epsilon=0.0, max_episode_frames=2400, record_first=True, games_at_once=3)
+    ended: list[tuple[int, float]] = []
+    side_by_side = evaluate(dqn, env_id, 4, seed=21, epsilon=0.0, max_episode_frames=2400, record_first=True, games_at_once=3,
+                            on_game_end=lambda index, score: ended.append((index, score)))
+    assert sorted(ended) == list(enumerate(one.returns))  # each game reported once, with its score
     assert len(set(one.noops)) > 1 and len(set(one.returns)) > 1  # the games differ, so a mix-up would show
     assert (side_by_side.returns, side_by_side.lengths, side_by_side.noops, side_by_side.game_over, side_by_side.life_losses) == (
         one.returns, one.lengths, one.noops, one.game_over, one.life_losses)
@@ -150,8 +153,8 @@ def test_games_side_by_side_are_the_same_games() -> None:
     np.testing.assert_array_equal(np.stack(side_by_side.frames), np.stack(one.frames))
 
 
-def test_evaluator_script_json_gif_and_mp4(tmp_path: Path) -> None:
-    """A model found by name in <output_dir>/models/binaries/, results written under <output_dir>/data/."""
+def test_evaluator_script_json_gif_and_mp4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model found by name in <output_dir>/models/binaries/, results written under <output_dir>/data/, a progress bar over the games."""
     model_path = tmp_path / "models" / "binaries" / "tiny.pth"
     atomic_torch_save({"state_dict": noop_dqn().state_dict(), "env_id": ENV_ID, "num_actions": 4}, model_path)
     summary = evaluate_DQN_script.main([
@@ -159,6 +162,8 @@ def test_evaluator_script_json_gif_and_mp4(tmp_path: Path) -> None:
     ])
 
     written = json.loads((tmp_path / "data" / "eval" / "tiny.json").read_text())
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert "2/2" in bar and f"mean={written['mean']:.2f}" in bar
     for key in ("mean", "std", "median", "min", "max", "human_normalized_score", "returns", "env_id", "epsilon"):
         assert key in written
     assert written["epsilon"] == 0.05 and written["num_episodes"] == 2 and written["env_id"] == ENV_ID

@@ -15,7 +15,7 @@ its score at each lost life (ALE's life counter), which shows where in a game an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -146,6 +146,7 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     games_at_once: int = 1,
     greedy: bool = False,
+    on_game_end: Callable[[int, float], None] | None = None,
 ) -> EvalResult:
     """Play num_episodes full games under the Nature protocol, game i on an env reset with seed + i.
 
@@ -153,6 +154,7 @@ def evaluate(
     when its own ends. One generator, seeded with `seed`, draws every random choice (evaluation_actions), so
     the scores are a function of (model, seed, games_at_once, greedy); with 1 the games are played one after
     another. `greedy` makes an actor-critic play its most probable action instead of a sampled one.
+    `on_game_end(index, score)` is called as each game ends (in the order they end), e.g. to show progress.
     """
     envs = [
         FrameStackObservation(make_atari_env(env_id, training=False, noop_max=EVAL_NOOP_MAX, max_episode_frames=max_episode_frames,
@@ -194,6 +196,8 @@ def evaluate(
                 result.returns[game.index], result.lengths[game.index] = game.score, game.length
                 result.game_over[game.index] = bool(terminated)
                 result.life_losses[game.index] = game.life_losses
+                if on_game_end is not None:
+                    on_game_end(game.index, game.score)
                 if next_index < num_episodes:
                     games[k], next_index = start(k, next_index), next_index + 1
                 else:
