@@ -2,6 +2,8 @@
 the A2C loss, TF-style RMSProp, frame stacks; and both learning a tiny pixel task end to end."""
 from __future__ import annotations
 
+import argparse
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import train_A2C_script
 import train_PPO_script
 import utils.env_wrappers
+import utils.model_pick
 from utils import training_state
 from tests.tiny_env import make_side_task_envs
 from utils.checkpoints import list_checkpoints, load_checkpoint
@@ -205,3 +208,27 @@ def test_the_learning_rate_falls_linearly_to_zero_with_anneal_lr(tmp_path: Path,
     expected = [1e-3 * (1 - i / 5) if annealed else 1e-3 for i in range(5)]
     assert [step for step, _ in logged] == [16, 32, 48, 64, 80]
     np.testing.assert_allclose([value for _, value in logged], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("eval_greedy, actions", [("0", "sampled"), ("1", "greedy")])
+def test_eval_greedy_reaches_every_evaluation_and_re_score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eval_greedy: str,
+                                                           actions: str) -> None:
+    """--eval_greedy 1: training's evaluations and re-scores play the most probable action (evaluate's greedy=True), and
+    picks.jsonl says so; 0 (the default) samples. The evaluator is recorded and answers rising means, so each one re-scores."""
+    calls: list[dict[str, Any]] = []
+
+    def fake_evaluate(network: Any, env_id: str, episodes: int, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return argparse.Namespace(returns=[float(len(calls))] * episodes)
+
+    monkeypatch.setattr(utils.model_pick, "evaluate", fake_evaluate)
+    config = train_A2C_script.parse_config([
+        "--num_envs", "2", "--num_steps", "8", "--num_of_training_steps", "64", "--eval_freq", "32", "--eval_episodes", "2",
+        "--rescore_episodes", "3", "--log_freq", "0", "--checkpoint_freq", "0", "--device", "cpu", "--output_dir", str(tmp_path),
+        "--run_name", "greedy", "--eval_greedy", eval_greedy,
+    ])
+    config.env_id = "SideTask"
+    train_A2C_script.train_a2c(config, env_factory=make_side_task_envs)
+    assert len(calls) == 4 and all(call["greedy"] is (eval_greedy == "1") and call["epsilon"] == 0.0 for call in calls)
+    picks = [json.loads(line) for line in (tmp_path / "runs" / "greedy" / "picks.jsonl").read_text().splitlines()]
+    assert [(p["step"], p["actions"], p["kept"]) for p in picks] == [(32, actions, True), (64, actions, True)]

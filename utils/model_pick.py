@@ -5,7 +5,9 @@ Every --eval_freq agent steps the network plays --eval_episodes full games under
 --rescore_episodes the run's best model is the one with the best evaluation mean. With
 --rescore_episodes R, an evaluation that beats the best one so far is played again over R games on seeds
 no evaluation reaches (RESCORE_SEED_OFFSET + seed + step + i), and the best model is the one with the
-best R-game mean; each such pick is one JSON line of runs/<run_name>/picks.jsonl with both figures.
+best R-game mean; each such pick is one JSON line of runs/<run_name>/picks.jsonl with both figures and
+how the evaluated policy acted (`actions`: greedy for a DQN and for an actor-critic with --eval_greedy 1,
+else sampled).
 TensorBoard: Eval/mean_return, Eval/std_return and Eval/rescore_mean_return, by agent step.
 """
 from __future__ import annotations
@@ -48,10 +50,12 @@ class Pick:
 
 
 def evaluate_and_pick(network: torch.nn.Module, step: int, config: argparse.Namespace, best_eval_return: float,
-                      best_rescore_return: float, writer: SummaryWriter, progress: tqdm, run_dir: Path, epsilon: float) -> Pick:
-    """Evaluate `network` at agent step `step` (module docstring); config gives env_id, seed, eval_episodes, rescore_episodes."""
+                      best_rescore_return: float, writer: SummaryWriter, progress: tqdm, run_dir: Path, epsilon: float,
+                      greedy: bool = False, actions: str = "greedy") -> Pick:
+    """Evaluate `network` at agent step `step` (module docstring); config gives env_id, seed, eval_episodes, rescore_episodes.
+    `greedy` makes an actor-critic play its most probable action (utils/evaluation.py); `actions` labels the picks."""
     result = evaluate(network, config.env_id, config.eval_episodes, seed=config.seed + step, epsilon=epsilon,
-                      games_at_once=config.eval_games_at_once)
+                      games_at_once=config.eval_games_at_once, greedy=greedy)
     mean = float(np.mean(result.returns))
     writer.add_scalar("Eval/mean_return", mean, step)
     writer.add_scalar("Eval/std_return", float(np.std(result.returns)), step)
@@ -61,7 +65,7 @@ def evaluate_and_pick(network: torch.nn.Module, step: int, config: argparse.Name
     if not config.rescore_episodes:
         return Pick(mean, mean, best_rescore_return, {"eval_mean_return": mean})
     rescore = evaluate(network, config.env_id, config.rescore_episodes, seed=RESCORE_SEED_OFFSET + config.seed + step, epsilon=epsilon,
-                       games_at_once=config.eval_games_at_once)
+                       games_at_once=config.eval_games_at_once, greedy=greedy)
     rescore_mean = float(np.mean(rescore.returns))
     kept = rescore_mean > best_rescore_return
     writer.add_scalar("Eval/rescore_mean_return", rescore_mean, step)
@@ -69,7 +73,7 @@ def evaluate_and_pick(network: torch.nn.Module, step: int, config: argparse.Name
                    + (" (the best: model kept)" if kept else f" (best stays {best_rescore_return:.2f})"))
     line = {"step": step, "eval_episodes": config.eval_episodes, "eval_mean_return": mean,
             "rescore_episodes": config.rescore_episodes, "rescore_mean_return": rescore_mean,
-            "rescore_std_return": float(np.std(rescore.returns)), "kept": kept}
+            "rescore_std_return": float(np.std(rescore.returns)), "actions": actions, "kept": kept}
     with open(run_dir / PICKS_NAME, "a") as picks:
         picks.write(json.dumps(line) + "\n")
     if not kept:

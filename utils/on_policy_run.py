@@ -81,6 +81,8 @@ def add_run_flags(p: argparse.ArgumentParser, algo: str, defaults: dict[str, flo
     p.add_argument("--log_freq", type=non_negative_int, default=10_000, help="agent steps between TensorBoard scalars; 0 disables")
     p.add_argument("--episode_log_freq", type=non_negative_int, default=1, help="episodes between episode-stat logs; 0 disables")
     add_pick_flags(p, how="the policy's own sampling, epsilon 0")  # --eval_freq, --eval_episodes, --rescore_episodes
+    p.add_argument("--eval_greedy", type=int, choices=[0, 1], default=0,
+                   help="1: evaluations and re-scores play the policy's most probable action (the evaluator's --greedy); 0: its own sampling")
     p.add_argument("--checkpoint_freq", type=non_negative_int, default=250_000, help="agent steps between checkpoints; 0 disables")
     p.add_argument("--keep_checkpoints", type=non_negative_int, default=3, help="newest checkpoints kept; 0 keeps all")
     add_device_flags(p)  # --device, --precision
@@ -246,10 +248,12 @@ class OnPolicyRun:
 
     # ---- evaluation, best model, checkpoints ------------------------------------------------------------------------
     def evaluate_and_keep_best(self) -> None:
-        """Nature protocol, the policy's own sampling, epsilon 0; the best model so far, picked as utils/model_pick.py
-        says (by the --rescore_episodes mean when given), goes to models/binaries/."""
+        """Nature protocol, epsilon 0, the policy's own sampling (its most probable action with --eval_greedy 1); the best
+        model so far, picked as utils/model_pick.py says (by the --rescore_episodes mean when given), goes to models/binaries/."""
+        greedy = bool(self.config.eval_greedy)
         pick = evaluate_and_pick(self.model, self.step, self.config, self.best_eval_return, self.best_rescore_return,
-                                 self.writer, self.progress, self.paths.tensorboard, epsilon=0.0)
+                                 self.writer, self.progress, self.paths.tensorboard, epsilon=0.0, greedy=greedy,
+                                 actions="greedy" if greedy else "sampled")
         self.last_eval_step = self.step
         self.best_eval_return, self.best_rescore_return = pick.best_eval_return, pick.best_rescore_return
         if pick.kept_scores is not None:
