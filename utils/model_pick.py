@@ -22,6 +22,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from models.definitions.ActorCritic import ActorCritic
 from utils.cli import non_negative_int, positive_int
 from utils.evaluation import evaluate
 
@@ -51,9 +52,9 @@ class Pick:
 
 def evaluate_and_pick(network: torch.nn.Module, step: int, config: argparse.Namespace, best_eval_return: float,
                       best_rescore_return: float, writer: SummaryWriter, progress: tqdm, run_dir: Path, epsilon: float,
-                      greedy: bool = False, actions: str = "greedy") -> Pick:
+                      greedy: bool = False) -> Pick:
     """Evaluate `network` at agent step `step` (module docstring); config gives env_id, seed, eval_episodes, rescore_episodes.
-    `greedy` makes an actor-critic play its most probable action (utils/evaluation.py); `actions` labels the picks."""
+    `greedy` makes an actor-critic play its most probable action (utils/evaluation.py)."""
     result = evaluate(network, config.env_id, config.eval_episodes, seed=config.seed + step, epsilon=epsilon,
                       games_at_once=config.eval_games_at_once, greedy=greedy)
     mean = float(np.mean(result.returns))
@@ -73,7 +74,8 @@ def evaluate_and_pick(network: torch.nn.Module, step: int, config: argparse.Name
                    + (" (the best: model kept)" if kept else f" (best stays {best_rescore_return:.2f})"))
     line = {"step": step, "eval_episodes": config.eval_episodes, "eval_mean_return": mean,
             "rescore_episodes": config.rescore_episodes, "rescore_mean_return": rescore_mean,
-            "rescore_std_return": float(np.std(rescore.returns)), "actions": actions, "kept": kept}
+            "rescore_std_return": float(np.std(rescore.returns)),
+            "actions": "sampled" if isinstance(network, ActorCritic) and not greedy else "greedy", "kept": kept}
     with open(run_dir / PICKS_NAME, "a") as picks:
         picks.write(json.dumps(line) + "\n")
     if not kept:

@@ -250,10 +250,8 @@ class OnPolicyRun:
     def evaluate_and_keep_best(self) -> None:
         """Nature protocol, epsilon 0, the policy's own sampling (its most probable action with --eval_greedy 1); the best
         model so far, picked as utils/model_pick.py says (by the --rescore_episodes mean when given), goes to models/binaries/."""
-        greedy = bool(self.config.eval_greedy)
         pick = evaluate_and_pick(self.model, self.step, self.config, self.best_eval_return, self.best_rescore_return,
-                                 self.writer, self.progress, self.paths.tensorboard, epsilon=0.0, greedy=greedy,
-                                 actions="greedy" if greedy else "sampled")
+                                 self.writer, self.progress, self.paths.tensorboard, epsilon=0.0, greedy=bool(self.config.eval_greedy))
         self.last_eval_step = self.step
         self.best_eval_return, self.best_rescore_return = pick.best_eval_return, pick.best_rescore_return
         if pick.kept_scores is not None:
